@@ -1,0 +1,163 @@
+import type { CheckSpec } from "../config/types.ts";
+import { formatDuration } from "../config/duration.ts";
+import { classifyError } from "../errors.ts";
+import { errorMessage, type Logger } from "../log.ts";
+import type { MetricHandles } from "../metrics/registry.ts";
+import type { CheckResult, CheckStore } from "../state/checks.ts";
+import { createProber } from "./index.ts";
+import type { ProbeContext, ProbeOutcome, Prober } from "./types.ts";
+
+/** First runs are spread over up to this long so a restart does not fire every check in the same tick. */
+const MAX_START_JITTER_MS = 1_000;
+/** Each later run moves by up to ± this share of the interval, so checks drift apart instead of aligning. */
+const INTERVAL_JITTER = 0.05;
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`timed out after ${formatDuration(ms)}`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** Resolves with the probe's outcome, or rejects when the signal aborts, whichever comes first. */
+function raceAbort(work: Promise<ProbeOutcome>, signal: AbortSignal): Promise<ProbeOutcome> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** Runs one check on its own timer: never two runs at once, each cut off at the timeout. */
+class CheckRunner {
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<unknown> | undefined;
+  #stopped = false;
+
+  constructor(
+    readonly spec: CheckSpec,
+    private readonly prober: Prober,
+    private readonly store: CheckStore,
+    private readonly metrics: MetricHandles | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.#schedule(Math.random() * Math.min(MAX_START_JITTER_MS, this.spec.intervalMs * 0.1));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.prober.close().catch(() => undefined);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+  }
+
+  async #tick(): Promise<void> {
+    const startedAt = Date.now();
+    await this.runOnce();
+    const jitter = (Math.random() * 2 - 1) * INTERVAL_JITTER * this.spec.intervalMs;
+    this.#schedule(Math.max(0, this.spec.intervalMs - (Date.now() - startedAt) + jitter));
+  }
+
+  /**
+   * Runs the check once and records the result. When the previous run is still going (its probe ignored the
+   * abort), the run is skipped and counted instead of piling up a second one.
+   */
+  async runOnce(): Promise<CheckResult | undefined> {
+    const { spec } = this;
+    if (this.#inFlight) {
+      this.metrics?.healthCheckSkipped.inc({ check: spec.name });
+      this.logger.warn({ check: spec.name }, "check skipped: its previous run has not finished");
+      return undefined;
+    }
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(new TimeoutError(spec.timeoutMs)), spec.timeoutMs);
+    const started = performance.now();
+    const work = this.prober.probe(controller.signal);
+    const inFlight = work.catch(() => undefined).finally(() => {
+      if (this.#inFlight === inFlight) this.#inFlight = undefined;
+    });
+    this.#inFlight = inFlight;
+    let outcome: ProbeOutcome;
+    try {
+      outcome = await raceAbort(work, controller.signal);
+    } catch (err) {
+      const reason = controller.signal.aborted ? "timeout" : classifyError(err);
+      outcome = { ok: false, reason, message: controller.signal.aborted ? errorMessage(controller.signal.reason) : errorMessage(err) };
+    } finally {
+      clearTimeout(timeout);
+    }
+    const durationMs = performance.now() - started;
+    const result: CheckResult = {
+      ok: outcome.ok,
+      checkedAt: Date.now(),
+      durationMs: Math.round(durationMs * 1000) / 1000,
+      ...(outcome.message !== undefined && { message: outcome.message }),
+      ...(outcome.reason !== undefined && { reason: outcome.reason }),
+    };
+    this.#report(result);
+    return result;
+  }
+
+  #report(result: CheckResult): void {
+    const { name } = this.spec;
+    const before = this.store.view(name)?.result?.ok;
+    this.store.record(name, result);
+    if (this.metrics) {
+      this.metrics.healthCheckDuration.observe({ check: name }, result.durationMs / 1000);
+      (result.ok ? this.metrics.healthCheckSuccess : this.metrics.healthCheckFailure).inc({ check: name });
+      this.metrics.healthCheckLastRun.set({ check: name }, result.checkedAt / 1000);
+    }
+    const fields = { check: name, durationMs: result.durationMs, reason: result.reason, detail: result.message };
+    if (before !== result.ok) {
+      if (result.ok) this.logger.info(fields, "check passing");
+      else this.logger.warn(fields, "check failing");
+    } else {
+      this.logger.debug(fields, "check ran");
+    }
+  }
+}
+
+/** Owns one runner per configured check. */
+export class CheckEngine {
+  readonly #runners = new Map<string, CheckRunner>();
+
+  constructor(
+    private readonly store: CheckStore,
+    private readonly ctx: ProbeContext,
+    private readonly metrics: MetricHandles | undefined,
+  ) {}
+
+  add(spec: CheckSpec): void {
+    this.store.register(spec);
+    this.#runners.set(spec.name, new CheckRunner(spec, createProber(spec, this.ctx), this.store, this.metrics, this.ctx.logger));
+    this.metrics?.healthCheckInfo.set({ check: spec.name, type: spec.type, critical: String(spec.critical) }, 1);
+  }
+
+  start(): void {
+    for (const runner of this.#runners.values()) runner.start();
+  }
+
+  /** Runs every check once, concurrently, and returns the results in configuration order. */
+  async runAllOnce(): Promise<{ spec: CheckSpec; result: CheckResult | undefined }[]> {
+    const runners = [...this.#runners.values()];
+    const results = await Promise.all(runners.map((r) => r.runOnce()));
+    return runners.map((r, i) => ({ spec: r.spec, result: results[i] }));
+  }
+
+  runOnce(name: string): Promise<CheckResult | undefined> {
+    const runner = this.#runners.get(name);
+    if (!runner) throw new Error(`no check named ${name}`);
+    return runner.runOnce();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#runners.values()].map((r) => r.stop()));
+  }
+}

@@ -1,0 +1,94 @@
+import { readFile } from "node:fs/promises";
+import { Agent, request } from "undici";
+import type { HttpCheckSpec } from "../config/types.ts";
+import { UpstreamError, reasonForStatus } from "../errors.ts";
+import { Secret } from "../secret.ts";
+import { readTlsMaterial } from "./tls-files.ts";
+import type { ProberFactory } from "./types.ts";
+
+function statusAccepted(spec: HttpCheckSpec, status: number): boolean {
+  return spec.expectedStatus.some(([lo, hi]) => status >= lo && status <= hi);
+}
+
+/** Reads at most `cap` bytes of the body; a longer body fails the check rather than filling memory. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > cap) {
+      body.destroy();
+      throw new UpstreamError(`response body is larger than ${cap} bytes`, "decode");
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** HTTP(S) request; passes when the status is in the expected set and the body matches, if a pattern is given. */
+export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
+  let agent: Agent | undefined;
+  const bodyPattern = spec.bodyMatch === undefined ? undefined : new RegExp(spec.bodyMatch);
+
+  async function dispatcher(): Promise<Agent> {
+    if (agent) return agent;
+    const material = await readTlsMaterial(spec.tls);
+    agent = new Agent({
+      connect: {
+        ...material,
+        ...(spec.tls?.serverName !== undefined && { servername: spec.tls.serverName }),
+        rejectUnauthorized: !(spec.tls?.insecureSkipVerify ?? false),
+        timeout: spec.timeoutMs,
+      },
+      headersTimeout: spec.timeoutMs,
+      bodyTimeout: spec.timeoutMs,
+      // One check talks to one origin; a couple of sockets cover a run that is cut off while the next starts.
+      connections: 2,
+    });
+    return agent;
+  }
+
+  async function headers(): Promise<Record<string, string>> {
+    const out: Record<string, string> = { "user-agent": "sidecar-exporter" };
+    for (const [k, v] of Object.entries(spec.headers)) out[k.toLowerCase()] = v instanceof Secret ? v.reveal() : v;
+    if (spec.bearerTokenFile !== undefined) {
+      // Read on every run: projected service-account tokens are rotated on disk.
+      let token: string;
+      try {
+        token = (await readFile(spec.bearerTokenFile, "utf8")).trim();
+      } catch (err) {
+        throw new UpstreamError(`cannot read bearerTokenFile ${spec.bearerTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
+      }
+      new Secret(token); // registers the value so it is scrubbed from anything printed later
+      out.authorization = `Bearer ${token}`;
+    }
+    return out;
+  }
+
+  return {
+    async probe(signal) {
+      const res = await request(spec.url, {
+        method: spec.method as "GET",
+        headers: await headers(),
+        dispatcher: await dispatcher(),
+        signal,
+      });
+      const ok = statusAccepted(spec, res.statusCode);
+      if (!ok) {
+        await res.body.dump();
+        return { ok: false, message: `unexpected status ${res.statusCode}`, reason: reasonForStatus(res.statusCode) ?? "unhealthy" };
+      }
+      if (bodyPattern) {
+        const text = await readCapped(res.body, spec.maxBodyBytes);
+        if (!bodyPattern.test(text)) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
+      } else {
+        await res.body.dump();
+      }
+      return { ok: true, message: `status ${res.statusCode}` };
+    },
+    async close() {
+      await agent?.destroy();
+      agent = undefined;
+    },
+  };
+};

@@ -1,0 +1,187 @@
+import { readFileSync } from "node:fs";
+import { closest, distance } from "fastest-levenshtein";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { configSchema } from "./schema.ts";
+import { resolveConfig, type Finding } from "./resolve.ts";
+import type { Config } from "./types.ts";
+
+export type Validation =
+  | { ok: true; config: Config; warnings: Finding[] }
+  | { ok: false; errors: Finding[]; warnings: Finding[] };
+
+export type LoadResult = Validation & { file: string | undefined };
+
+/** Environment variables that override single settings, and the field each one sets. */
+export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
+  SIDECAR_METRICS_PORT: ["metrics", "port"],
+  SIDECAR_HEALTH_PORT: ["health", "port"],
+  SIDECAR_GRPC_HEALTH_PORT: ["grpcHealth", "port"],
+  SIDECAR_LOG_LEVEL: ["logging", "level"],
+  SIDECAR_LOG_FORMAT: ["logging", "format"],
+};
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out === "" ? String(seg) : `.${String(seg)}`;
+  }
+  return out || "(top level)";
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The keys a schema node accepts, for "did you mean". Walks through the wrappers zod puts around objects
+ * (optional, default, pipe, array) along `path`.
+ */
+function knownKeysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  let node: z.core.$ZodType | undefined = schema;
+  let i = 0;
+  while (node) {
+    const def: z.core.$ZodTypeDef & Record<string, unknown> = node._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+    switch (def.type) {
+      case "optional":
+      case "default":
+      case "prefault":
+      case "nullable":
+        node = def.innerType as z.core.$ZodType;
+        continue;
+      case "pipe":
+        node = def.in as z.core.$ZodType;
+        continue;
+      case "array":
+        if (i >= path.length) return [];
+        node = def.element as z.core.$ZodType;
+        i++;
+        continue;
+      case "record":
+        if (i >= path.length) return [];
+        node = def.valueType as z.core.$ZodType;
+        i++;
+        continue;
+      case "object": {
+        const shape = def.shape as Record<string, z.core.$ZodType>;
+        if (i >= path.length) return Object.keys(shape);
+        node = shape[String(path[i])];
+        i++;
+        continue;
+      }
+      default:
+        return [];
+    }
+  }
+  return [];
+}
+
+function suggestion(key: string, known: string[]): string {
+  if (known.length === 0) return "";
+  const best = closest(key, known);
+  const limit = Math.max(2, Math.floor(best.length / 3));
+  return distance(key.toLowerCase(), best.toLowerCase()) <= limit ? `; did you mean "${best}"?` : "";
+}
+
+function deleteAt(root: unknown, path: readonly PropertyKey[], key: string): void {
+  let node: unknown = root;
+  for (const seg of path) node = (node as Record<PropertyKey, unknown> | undefined)?.[seg];
+  if (isRecord(node)) delete node[key];
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === "custom") return issue.message;
+  const input = (issue as { input?: unknown }).input;
+  if (issue.code === "invalid_type") {
+    if (input === undefined) return `missing: expected ${issue.expected}`;
+    return `expected ${issue.expected}, got ${describe(input)}`;
+  }
+  return issue.message;
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return "a list";
+  if (isRecord(v)) return "a mapping";
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** Validates an already-parsed document (YAML or anything else) and resolves it. */
+export function validateConfig(input: unknown, origins: ReadonlyMap<string, string> = new Map()): Validation {
+  const warnings: Finding[] = [];
+  const doc: unknown = input ?? {};
+  const where = (path: string) => (origins.has(path) ? `${path} (from ${origins.get(path)})` : path);
+  let parsed = configSchema.safeParse(doc, { reportInput: true });
+  if (!parsed.success) {
+    const errors: Finding[] = [];
+    for (const issue of parsed.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        const known = knownKeysAt(configSchema, issue.path);
+        for (const key of issue.keys) {
+          warnings.push({ path: formatPath([...issue.path, key]), message: `unknown key, ignored${suggestion(key, known)}` });
+          deleteAt(doc, issue.path, key);
+        }
+      } else {
+        const path = formatPath(issue.path);
+        errors.push({ path: where(path), message: issueMessage(issue) });
+      }
+    }
+    if (errors.length > 0) return { ok: false, errors, warnings };
+    parsed = configSchema.safeParse(doc, { reportInput: true });
+    if (!parsed.success) {
+      return { ok: false, errors: parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: issueMessage(i) })), warnings };
+    }
+  }
+  const resolved = resolveConfig(parsed.data);
+  warnings.push(...resolved.warnings);
+  if (resolved.errors.length > 0) return { ok: false, errors: resolved.errors, warnings };
+  return { ok: true, config: resolved.config, warnings };
+}
+
+function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, origins: Map<string, string>): void {
+  for (const [name, path] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    let node = doc;
+    for (const seg of path.slice(0, -1)) {
+      if (!isRecord(node[seg])) node[seg] = {};
+      node = node[seg] as Record<string, unknown>;
+    }
+    node[path[path.length - 1] as string] = value;
+    origins.set(path.join("."), name);
+  }
+}
+
+/** Reads, overrides and validates the configuration. Never throws: every problem is a Finding. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let doc: unknown = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code ?? err);
+      return { ok: false, errors: [{ path: file, message: `cannot read the config file: ${why}; pass an existing file with --config or SIDECAR_CONFIG` }], warnings: [], file };
+    }
+    const parsedDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    if (parsedDoc.errors.length > 0) {
+      return {
+        ok: false,
+        errors: parsedDoc.errors.map((e) => ({
+          path: e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file,
+          message: `not valid YAML: ${e.message.split("\n")[0]}`,
+        })),
+        warnings: [],
+        file,
+      };
+    }
+    doc = parsedDoc.toJS() ?? {};
+    if (!isRecord(doc)) {
+      return { ok: false, errors: [{ path: file, message: `the top level must be a mapping of sections (metrics, health, healthChecks, logging), got ${describe(doc)}` }], warnings: [], file };
+    }
+  }
+  const origins = new Map<string, string>();
+  applyEnv(doc as Record<string, unknown>, env, origins);
+  return { ...validateConfig(doc, origins), file };
+}

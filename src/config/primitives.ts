@@ -1,0 +1,56 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.ts";
+
+/** Renders a user's value the way they wrote it, for error messages. */
+export function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === undefined) return "nothing";
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** A duration such as "15s"; the output is milliseconds. */
+export const duration = () =>
+  z.unknown().transform((value, ctx) => {
+    const ms = typeof value === "string" ? parseDuration(value) : undefined;
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `${show(typeof value === "number" ? String(value) : value)} is not a duration, use e.g. "5s", "1m30s" or "7d"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A TCP port; strings are accepted because environment overrides arrive as strings. */
+export const port = () =>
+  z.unknown().transform((value, ctx) => {
+    const n = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 65_535) {
+      ctx.addIssue({ code: "custom", message: `${show(value)} is not a port, use a whole number from 0 to 65535` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+export const bool = () =>
+  z.unknown().transform((value, ctx) => {
+    if (typeof value === "boolean") return value;
+    const v = typeof value === "string" ? value.trim().toLowerCase() : undefined;
+    if (v === "true") return true;
+    if (v === "false") return false;
+    ctx.addIssue({ code: "custom", message: `${show(value)} is not a boolean, use true or false` });
+    return z.NEVER;
+  });
+
+/** An HTTP path served by this process. */
+export const httpPath = () =>
+  z.string().refine((p) => /^\/[A-Za-z0-9._~\/-]*$/.test(p), {
+    error: (iss) => `${show(iss.input)} is not a path, use one that starts with "/" such as "/health/registry"`,
+  });
+
+export const enumOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: (iss) => `${show(iss.input)} is not one of: ${values.join(", ")}` });
+
+/** "host:port" with a numeric port; IPv6 literals go in brackets. */
+export const hostPort = () =>
+  z.string().refine((a) => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(a) && Number(a.slice(a.lastIndexOf(":") + 1)) <= 65_535, {
+    error: (iss) => `${show(iss.input)} is not an address, use host:port such as "localhost:5005"`,
+  });

@@ -1,0 +1,201 @@
+import { Secret } from "../secret.ts";
+import type { RawCheck, RawConfig } from "./schema.ts";
+import { CHECK_TYPES } from "./schema.ts";
+import { SEED_CHECK_DEFAULTS } from "./seed-checks.ts";
+import type { CheckSpec, CheckType, Config, StatusRange } from "./types.ts";
+import { formatDuration } from "./duration.ts";
+import { show } from "./primitives.ts";
+
+export interface Finding {
+  path: string;
+  message: string;
+}
+
+/** Paths the health server answers itself; a check endpoint may not take one of them. */
+export const RESERVED_HEALTH_PATHS = ["/", "/healthz", "/livez", "/readyz", "/debug/status"];
+
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** Header names whose values are credentials and must never be printed. */
+const SENSITIVE_HEADER = /authorization|token|secret|password|api[-_]?key|cookie/i;
+
+/** Which fields belong to which check type, for "ignored" warnings. */
+const FIELDS_BY_TYPE: Record<CheckType, readonly (keyof RawCheck)[]> = {
+  http: ["url", "method", "expectedStatus", "bodyMatch", "headers", "bearerTokenFile", "maxBodyBytes", "tls"],
+  tcp: ["address"],
+  grpc: ["address", "service", "tls"],
+  source: ["source"],
+};
+const TYPED_FIELDS = new Set(Object.values(FIELDS_BY_TYPE).flat());
+
+function statusRanges(specs: readonly (string | number)[] | undefined): StatusRange[] {
+  if (!specs || specs.length === 0) return [[200, 299]];
+  return specs.map((s): StatusRange => {
+    if (typeof s === "number") return [s, s];
+    if (s.endsWith("xx")) {
+      const base = Number(s[0]) * 100;
+      return [base, base + 99];
+    }
+    const [lo, hi] = s.split("-").map(Number);
+    return [lo as number, (hi ?? lo) as number];
+  });
+}
+
+interface ResolveResult {
+  config: Config;
+  errors: Finding[];
+  warnings: Finding[];
+}
+
+/** Turns the schema-checked file into the program's Config, applying the cross-field rules. */
+export function resolveConfig(raw: RawConfig): ResolveResult {
+  const errors: Finding[] = [];
+  const warnings: Finding[] = [];
+  const checks: CheckSpec[] = [];
+  const names = new Map<string, string>();
+  const endpoints = new Map<string, string>();
+  const defaults = { intervalMs: raw.metrics.collection.interval, timeoutMs: raw.metrics.collection.timeout };
+
+  if (defaults.timeoutMs > defaults.intervalMs) {
+    errors.push({
+      path: "metrics.collection.timeout",
+      message: `${formatDuration(defaults.timeoutMs)} is longer than metrics.collection.interval (${formatDuration(defaults.intervalMs)}); make it shorter`,
+    });
+  }
+
+  for (const group of ["custom", "dependencies"] as const) {
+    raw.healthChecks[group].forEach((given, i) => {
+      const at = `healthChecks.${group}[${i}]`;
+      const seed = group === "custom" ? SEED_CHECK_DEFAULTS[given.name] : undefined;
+      const c: RawCheck = { ...seed, ...given };
+      const check = resolveCheck(c, group, at, defaults, errors, warnings);
+      if (!check) return;
+      const seen = names.get(check.name);
+      if (seen) errors.push({ path: `${at}.name`, message: `${show(check.name)} is already used by ${seen}; names must be unique` });
+      names.set(check.name, at);
+      const clash = endpoints.get(check.endpoint);
+      if (clash) errors.push({ path: `${at}.endpoint`, message: `${show(check.endpoint)} is already served for ${clash}` });
+      if (RESERVED_HEALTH_PATHS.includes(check.endpoint) || [raw.health.livenessPath, raw.health.readinessPath].includes(check.endpoint) || check.endpoint.startsWith("/readyz/")) {
+        errors.push({ path: `${at}.endpoint`, message: `${show(check.endpoint)} is a built-in path of the health server; choose another such as "/health/${check.name}"` });
+      }
+      endpoints.set(check.endpoint, at);
+      checks.push(check);
+    });
+  }
+
+  const ports: [string, boolean, number][] = [
+    ["metrics.port", raw.metrics.enabled, raw.metrics.port],
+    ["health.port", raw.health.enabled, raw.health.port],
+    ["grpcHealth.port", raw.grpcHealth.enabled, raw.grpcHealth.port],
+  ];
+  ports.forEach(([path, enabled, port], i) => {
+    if (!enabled || port === 0) return;
+    const earlier = ports.slice(0, i).find(([, e, p]) => e && p === port);
+    if (earlier) errors.push({ path, message: `${port} is already used by ${earlier[0]}; give each server its own port` });
+  });
+
+  const config: Config = {
+    metrics: {
+      enabled: raw.metrics.enabled,
+      port: raw.metrics.port,
+      path: raw.metrics.path,
+      collection: defaults,
+      labels: raw.metrics.custom.enabled ? raw.metrics.custom.labels : {},
+    },
+    health: raw.health,
+    grpcHealth: raw.grpcHealth,
+    server: { address: raw.server.address, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
+    checks,
+    logging: raw.logging,
+  };
+  return { config, errors, warnings };
+}
+
+function resolveCheck(
+  c: RawCheck,
+  group: "custom" | "dependencies",
+  at: string,
+  defaults: { intervalMs: number; timeoutMs: number },
+  errors: Finding[],
+  warnings: Finding[],
+): CheckSpec | undefined {
+  if (!c.type) {
+    errors.push({ path: `${at}.type`, message: `missing for check ${show(c.name)}, use one of: ${CHECK_TYPES.join(", ")}` });
+    return undefined;
+  }
+  const intervalMs = c.interval ?? defaults.intervalMs;
+  const timeoutMs = c.timeout ?? Math.min(defaults.timeoutMs, intervalMs);
+  if (timeoutMs > intervalMs) {
+    errors.push({ path: `${at}.timeout`, message: `${formatDuration(timeoutMs)} is longer than the check's interval (${formatDuration(intervalMs)}); make it shorter` });
+  }
+  if (intervalMs <= 0) errors.push({ path: `${at}.interval`, message: "must be longer than 0s" });
+  if (timeoutMs <= 0) errors.push({ path: `${at}.timeout`, message: "must be longer than 0s" });
+
+  for (const field of TYPED_FIELDS) {
+    if (c[field] !== undefined && !FIELDS_BY_TYPE[c.type].includes(field) && SEED_CHECK_DEFAULTS[c.name]?.[field] === undefined) {
+      warnings.push({ path: `${at}.${field}`, message: `ignored: ${c.type} checks do not use it` });
+    }
+  }
+  if (c.tls?.certFile && !c.tls.keyFile) errors.push({ path: `${at}.tls.keyFile`, message: "missing: certFile needs its keyFile" });
+  if (c.tls?.keyFile && !c.tls.certFile) errors.push({ path: `${at}.tls.certFile`, message: "missing: keyFile needs its certFile" });
+
+  const base = {
+    name: c.name,
+    critical: c.critical ?? false,
+    intervalMs,
+    timeoutMs,
+    endpoint: c.endpoint ?? `/health/${c.name}`,
+    group,
+  };
+  const need = (field: keyof RawCheck, example: string): boolean => {
+    if (c[field] !== undefined) return true;
+    errors.push({ path: `${at}.${field}`, message: `missing: a ${c.type} check needs it, e.g. ${example}` });
+    return false;
+  };
+
+  switch (c.type) {
+    case "http": {
+      if (!need("url", '"https://example.internal/healthz"')) return undefined;
+      let url: URL;
+      try {
+        url = new URL(c.url as string);
+      } catch {
+        errors.push({ path: `${at}.url`, message: `${show(c.url)} is not a URL, use e.g. "https://example.internal/healthz"` });
+        return undefined;
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        errors.push({ path: `${at}.url`, message: `${show(url.protocol)} is not supported, use http: or https:` });
+        return undefined;
+      }
+      const headers: Record<string, string | Secret> = {};
+      for (const [k, v] of Object.entries(c.headers ?? {})) headers[k] = SENSITIVE_HEADER.test(k) ? new Secret(v) : v;
+      return {
+        ...base,
+        type: "http",
+        url: url.toString(),
+        method: c.method ?? "GET",
+        expectedStatus: statusRanges(c.expectedStatus),
+        ...(c.bodyMatch !== undefined && { bodyMatch: c.bodyMatch }),
+        headers,
+        ...(c.bearerTokenFile !== undefined && { bearerTokenFile: c.bearerTokenFile }),
+        ...(c.tls !== undefined && { tls: c.tls }),
+        maxBodyBytes: c.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      };
+    }
+    case "tcp":
+      if (!need("address", '"db.internal:5432"')) return undefined;
+      return { ...base, type: "tcp", address: c.address as string };
+    case "grpc":
+      if (!need("address", '"localhost:5005"')) return undefined;
+      return {
+        ...base,
+        type: "grpc",
+        address: c.address as string,
+        service: c.service ?? "",
+        ...(c.tls !== undefined && c.tls.enabled !== false && { tls: c.tls }),
+      };
+    case "source":
+      if (!need("source", '"tailscale"')) return undefined;
+      return { ...base, type: "source", source: c.source as string };
+  }
+}

@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { bool, duration, enumOf, hostPort, httpPath, port, show } from "./primitives.ts";
+
+export const CHECK_TYPES = ["http", "tcp", "grpc", "source"] as const;
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "OPTIONS"] as const;
+
+const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, {
+  error: (iss) => `${show(iss.input)} is not a Prometheus label name, use letters, digits and "_"`,
+});
+
+const checkName = z
+  .string({ error: "a check needs a name" })
+  .regex(/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/, {
+    error: (iss) => `${show(iss.input)} is not a check name, use lower-case letters, digits, ".", "_" and "-" (at most 63)`,
+  });
+
+/** "200", 200, "2xx" or "200-299". */
+const statusSpec = z.union([z.number().int(), z.string()]).refine(
+  (s) => (typeof s === "number" ? s >= 100 && s <= 599 : /^([1-5]xx|[1-5]\d\d(-[1-5]\d\d)?)$/.test(s)),
+  { error: (iss) => `${show(iss.input)} is not an HTTP status, use e.g. 200, "2xx" or "200-299"` },
+);
+
+const tls = z.strictObject({
+  enabled: bool().optional(),
+  caFile: z.string().optional(),
+  certFile: z.string().optional(),
+  keyFile: z.string().optional(),
+  serverName: z.string().optional(),
+  insecureSkipVerify: bool().default(false),
+});
+
+/**
+ * One shape for every check type, so unknown keys are found the same way everywhere; which fields a type needs
+ * is enforced in `resolve.ts`, where the type is known.
+ */
+export const checkSchema = z.strictObject({
+  name: checkName,
+  type: enumOf(CHECK_TYPES).optional(),
+  critical: bool().optional(),
+  interval: duration().optional(),
+  timeout: duration().optional(),
+  endpoint: httpPath().optional(),
+  // http
+  url: z.string().optional(),
+  method: enumOf(HTTP_METHODS).optional(),
+  expectedStatus: z.array(statusSpec).optional(),
+  bodyMatch: z
+    .string()
+    .refine((re) => {
+      try {
+        new RegExp(re);
+        return true;
+      } catch {
+        return false;
+      }
+    }, { error: (iss) => `${show(iss.input)} is not a valid regular expression` })
+    .optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  bearerTokenFile: z.string().optional(),
+  maxBodyBytes: z.number().int().positive().optional(),
+  // tcp and grpc
+  address: hostPort().optional(),
+  // grpc
+  service: z.string().optional(),
+  tls: tls.optional(),
+  // source
+  source: z.string().optional(),
+});
+
+const collection = z.strictObject({
+  interval: duration().default(15_000),
+  timeout: duration().default(10_000),
+});
+
+export const configSchema = z.strictObject({
+  metrics: z
+    .strictObject({
+      enabled: bool().default(true),
+      port: port().default(8080),
+      path: httpPath().default("/metrics"),
+      collection: collection.prefault({}),
+      custom: z
+        .strictObject({
+          enabled: bool().default(true),
+          labels: z.record(labelName, z.string()).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  health: z
+    .strictObject({
+      enabled: bool().default(true),
+      port: port().default(8081),
+      livenessPath: httpPath().default("/healthz"),
+      readinessPath: httpPath().default("/readyz"),
+    })
+    .prefault({}),
+  grpcHealth: z
+    .strictObject({
+      enabled: bool().default(true),
+      port: port().default(8082),
+    })
+    .prefault({}),
+  server: z
+    .strictObject({
+      address: z.string().default("0.0.0.0"),
+      shutdownGracePeriod: duration().default(5_000),
+    })
+    .prefault({}),
+  healthChecks: z
+    .strictObject({
+      custom: z.array(checkSchema).default([]),
+      dependencies: z.array(checkSchema).default([]),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      level: enumOf(LOG_LEVELS).default("info"),
+      format: enumOf(["json", "console"]).default("json"),
+      components: z.record(z.string(), z.strictObject({ level: enumOf(LOG_LEVELS) })).default({}),
+      fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+      sampling: z
+        .strictObject({
+          enabled: bool().default(false),
+          levels: z.partialRecord(enumOf(LOG_LEVELS), z.number().int().min(1)).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+export type RawCheck = z.output<typeof checkSchema>;
+export type TlsConfig = z.output<typeof tls>;
+export type LogLevel = (typeof LOG_LEVELS)[number];

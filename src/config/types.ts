@@ -1,0 +1,72 @@
+import type { Secret } from "../secret.ts";
+import type { LogLevel, TlsConfig } from "./schema.ts";
+
+export type CheckType = "http" | "tcp" | "grpc" | "source";
+
+interface CheckBase {
+  name: string;
+  critical: boolean;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Path on the health server that answers for this check alone. */
+  endpoint: string;
+  /** Which list of the config file the check came from. */
+  group: "custom" | "dependencies";
+}
+
+/** Inclusive ranges of accepted status codes. */
+export type StatusRange = readonly [number, number];
+
+export interface HttpCheckSpec extends CheckBase {
+  type: "http";
+  url: string;
+  method: string;
+  expectedStatus: StatusRange[];
+  bodyMatch?: string;
+  headers: Record<string, string | Secret>;
+  bearerTokenFile?: string;
+  tls?: TlsConfig;
+  maxBodyBytes: number;
+}
+
+export interface TcpCheckSpec extends CheckBase {
+  type: "tcp";
+  address: string;
+}
+
+export interface GrpcCheckSpec extends CheckBase {
+  type: "grpc";
+  address: string;
+  service: string;
+  tls?: TlsConfig;
+}
+
+export interface SourceCheckSpec extends CheckBase {
+  type: "source";
+  source: string;
+}
+
+export type CheckSpec = HttpCheckSpec | TcpCheckSpec | GrpcCheckSpec | SourceCheckSpec;
+
+export interface LoggingConfig {
+  level: LogLevel;
+  format: "json" | "console";
+  components: Record<string, { level: LogLevel }>;
+  fields: Record<string, string | number | boolean>;
+  sampling: { enabled: boolean; levels: Partial<Record<LogLevel, number>> };
+}
+
+export interface Config {
+  metrics: {
+    enabled: boolean;
+    port: number;
+    path: string;
+    collection: { intervalMs: number; timeoutMs: number };
+    labels: Record<string, string>;
+  };
+  health: { enabled: boolean; port: number; livenessPath: string; readinessPath: string };
+  grpcHealth: { enabled: boolean; port: number };
+  server: { address: string; shutdownGracePeriodMs: number };
+  checks: CheckSpec[];
+  logging: LoggingConfig;
+}

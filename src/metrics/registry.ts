@@ -1,0 +1,53 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
+
+type Instance<D extends MetricDef> = D["type"] extends "counter"
+  ? Counter<string>
+  : D["type"] extends "gauge"
+    ? Gauge<string>
+    : Histogram<string>;
+
+export type MetricHandles = { [K in MetricKey]: Instance<(typeof METRICS)[K]> };
+
+export const TEXT_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+export const OPENMETRICS_CONTENT_TYPE = Registry.OPENMETRICS_CONTENT_TYPE;
+
+/**
+ * prom-client picks the exposition format per registry, so the same metric objects are registered in two
+ * registries, one per format; values are shared, only the rendering differs.
+ */
+export class MetricRegistry {
+  readonly text = new Registry();
+  readonly openMetrics: Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE> = new Registry();
+  readonly handles: MetricHandles;
+
+  constructor(defaultLabels: Record<string, string> = {}, options: { processMetrics?: boolean } = {}) {
+    this.openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    this.text.setDefaultLabels(defaultLabels);
+    this.openMetrics.setDefaultLabels(defaultLabels);
+    const registers = [this.text, this.openMetrics];
+    const handles: Partial<Record<MetricKey, Metric<string>>> = {};
+    for (const [key, def] of Object.entries(METRICS) as [MetricKey, MetricDef][]) {
+      const common = { name: def.name, help: def.help, labelNames: [...def.labels], registers };
+      handles[key] =
+        def.type === "counter"
+          ? new Counter(common)
+          : def.type === "gauge"
+            ? new Gauge(common)
+            : new Histogram({ ...common, buckets: [...(def.buckets ?? [])] });
+    }
+    this.handles = handles as MetricHandles;
+    if (options.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.text });
+      // getMetricsAsArray() returns the metric objects themselves, whatever its declared type says.
+      for (const metric of this.text.getMetricsAsArray() as unknown as (Metric<string> & { name: string })[]) {
+        if (!this.openMetrics.getSingleMetric(metric.name)) this.openMetrics.registerMetric(metric);
+      }
+    }
+  }
+
+  /** Renders the exposition; reads only values already in memory. */
+  render(openMetrics: boolean): Promise<string> {
+    return (openMetrics ? this.openMetrics : this.text).metrics();
+  }
+}

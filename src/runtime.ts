@@ -1,0 +1,115 @@
+import { CheckEngine } from "./checks/engine.ts";
+import type { SourceStatusReader } from "./checks/types.ts";
+import type { Config } from "./config/types.ts";
+import { HealthModel } from "./health/model.ts";
+import type { LogSetup } from "./log.ts";
+import { MetricRegistry } from "./metrics/registry.ts";
+import { healthApp } from "./serve/health-server.ts";
+import { listen, type Listening } from "./serve/listen.ts";
+import { metricsApp } from "./serve/metrics-server.ts";
+import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
+import { CheckStore } from "./state/checks.ts";
+import { VERSION } from "./version.ts";
+
+export interface RuntimeOptions {
+  logging: LogSetup;
+  sources?: SourceStatusReader;
+  /** process_* and nodejs_* metrics; tests that build many runtimes turn them off. */
+  processMetrics?: boolean;
+}
+
+const NO_SOURCES: SourceStatusReader = { sourceStatus: () => undefined };
+
+/** Everything the exporter runs, built from one Config: the checks, their state and the three servers. */
+export class Runtime {
+  readonly metrics: MetricRegistry;
+  readonly store = new CheckStore();
+  readonly model: HealthModel;
+  readonly engine: CheckEngine;
+  readonly startedAt = Date.now();
+  #metricsServer: Listening | undefined;
+  #healthServer: Listening | undefined;
+  #grpcServer: GrpcHealthServer | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: Config,
+    private readonly opts: RuntimeOptions,
+  ) {
+    this.metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
+    this.model = new HealthModel(this.store);
+    const logger = opts.logging.component("checks");
+    this.engine = new CheckEngine(this.store, { logger, sources: opts.sources ?? NO_SOURCES }, this.metrics.handles);
+    for (const spec of config.checks) this.engine.add(spec);
+    this.#exportHealthGauges();
+  }
+
+  static async start(config: Config, opts: RuntimeOptions): Promise<Runtime> {
+    const runtime = new Runtime(config, opts);
+    try {
+      await runtime.#listen();
+    } catch (err) {
+      await runtime.stop();
+      throw err;
+    }
+    runtime.engine.start();
+    runtime.store.startSweeping();
+    return runtime;
+  }
+
+  /** host:port of each server that is running. */
+  get addresses(): { metrics?: string; health?: string; grpc?: string } {
+    return {
+      ...(this.#metricsServer && { metrics: this.#metricsServer.address }),
+      ...(this.#healthServer && { health: this.#healthServer.address }),
+      ...(this.#grpcServer && { grpc: this.#grpcServer.address }),
+    };
+  }
+
+  async #listen(): Promise<void> {
+    const { config } = this;
+    const host = config.server.address;
+    const log = this.opts.logging.component("server");
+    const { handles } = this.metrics;
+    handles.buildInfo.set({ version: VERSION, nodejs: process.version }, 1);
+    if (config.metrics.enabled) {
+      this.#metricsServer = await listen("metrics", metricsApp(this.metrics, config.metrics.path), host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)");
+      log.info({ address: this.#metricsServer.address, path: config.metrics.path }, "metrics server listening");
+    }
+    if (config.health.enabled) {
+      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt });
+      this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)");
+      log.info({ address: this.#healthServer.address }, "health server listening");
+    }
+    if (config.grpcHealth.enabled) {
+      this.#grpcServer = await startGrpcHealth(this.model, host, config.grpcHealth.port, handles, log);
+      log.info({ address: this.#grpcServer.address }, "gRPC health server listening");
+    }
+  }
+
+  /** health_check_up and sidecar_ready follow state changes, so a scrape reads them instead of computing them. */
+  #exportHealthGauges(): void {
+    const { handles } = this.metrics;
+    const update = () => {
+      for (const view of this.store.views()) handles.healthCheckUp.set({ check: view.spec.name }, view.status === "pass" ? 1 : 0);
+      handles.ready.set(this.model.readiness().ok ? 1 : 0);
+    };
+    update();
+    this.model.on("change", update);
+  }
+
+  /**
+   * Readiness turns false at once, checks stop, then the servers drain for up to the grace period.
+   * Safe to call more than once; later calls wait for the first.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.model.beginShutdown();
+      this.store.stopSweeping();
+      await this.engine.stop();
+      const grace = this.config.server.shutdownGracePeriodMs;
+      await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace)]);
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,72 @@
+import { Hono, type Context } from "hono";
+import type { Config } from "../config/types.ts";
+import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts";
+import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
+import type { HealthModel } from "../health/model.ts";
+import { notFound } from "./not-found.ts";
+
+const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+
+function wantsVerbose(c: Context): boolean {
+  return c.req.query("verbose") !== undefined;
+}
+
+/** kube-apiserver accepts ?exclude=a&exclude=b; a comma-separated list is accepted too. */
+function excluded(c: Context): string[] {
+  return (c.req.queries("exclude") ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+}
+
+function answer(c: Context, kind: "livez" | "readyz" | "healthz", report: HealthReport, excludedNames: string[] = []) {
+  const status = report.ok ? 200 : 503;
+  // Like kube-apiserver: a terse "ok" on success, the full list whenever something fails or it is asked for.
+  const body = report.ok && !wantsVerbose(c) ? "ok" : verboseText(kind, report, excludedNames);
+  return c.body(body, status, TEXT);
+}
+
+export function healthApp(model: HealthModel, config: Config, info: DebugInfo, sources?: () => unknown[]): Hono {
+  const app = new Hono();
+  const { livenessPath, readinessPath } = config.health;
+  const livePaths = [...new Set([livenessPath, "/healthz", "/livez"])];
+  const readyPaths = [...new Set([readinessPath, "/readyz"])];
+  const checkPaths = new Map<string, string>();
+  for (const spec of config.checks) {
+    checkPaths.set(spec.endpoint, spec.name);
+    checkPaths.set(`/health/${spec.name}`, spec.name);
+  }
+  const endpoints = () => [...livePaths, ...readyPaths, ...readyPaths.map((p) => `${p}/<check>`), ...checkPaths.keys(), "/debug/status"];
+
+  app.get("/", (c) => c.json({ name: "sidecar-exporter", endpoints: endpoints() }));
+
+  for (const path of livePaths) {
+    app.get(path, (c) => answer(c, path === "/livez" ? "livez" : "healthz", liveness()));
+  }
+  for (const path of readyPaths) {
+    app.get(path, (c) => {
+      const names = excluded(c);
+      return answer(c, "readyz", model.readiness(new Set(names)), names);
+    });
+    app.get(`${path}/:check`, (c) => {
+      const name = c.req.param("check");
+      const item = model.readiness().items.find((i) => i.name === name);
+      const view = model.check(name);
+      if (!item && !view) return c.json({ error: `no check named "${name}"`, checks: model.store.views().map((v) => v.spec.name) }, 404);
+      // Non-critical checks can be asked for by name too, even though they do not gate /readyz.
+      const ok = item ? item.ok : view?.status === "pass";
+      const reason = item?.reason ?? (view ? checkJson(view).error ?? view.status : "");
+      if (ok) return c.body(wantsVerbose(c) ? `[+]${name} ok\n` : "ok", 200, TEXT);
+      return c.body(`[-]${name} failed: ${reason}\n`, 503, TEXT);
+    });
+  }
+  for (const [path, name] of checkPaths) {
+    app.get(path, (c) => {
+      const view = model.check(name);
+      if (!view) return c.json({ error: `no check named "${name}"` }, 404);
+      return c.json(checkJson(view), view.status === "pass" ? 200 : 503, { "cache-control": "no-store" });
+    });
+  }
+  app.get("/debug/status", (c) =>
+    c.body(debugStatus(model, info, sources), 200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" }),
+  );
+  app.notFound(notFound(endpoints));
+  return app;
+}

@@ -1,0 +1,55 @@
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { createAdaptorServer } from "@hono/node-server";
+import type { Hono } from "hono";
+
+export interface Listening {
+  server: Server;
+  /** host:port actually bound, useful when the configured port is 0. */
+  address: string;
+  port: number;
+  /** Stops accepting, lets requests in flight finish for up to `graceMs`, then cuts what is left. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function listen(name: string, app: Hono, host: string, port: number, configKey: string): Promise<Listening> {
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // A probe or scrape that stalls must not hold a socket forever; these bound slow and idle clients.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const hint =
+        err.code === "EADDRINUSE"
+          ? `port ${port} is already in use on ${host}; set ${configKey} to a free port`
+          : err.code === "EACCES"
+            ? `not allowed to bind ${host}:${port}; use a port above 1023 or set ${configKey}`
+            : err.message;
+      reject(new Error(`${name} server cannot listen: ${hint}`));
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  const hostForUrl = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+  return {
+    server,
+    address: `${hostForUrl}:${bound.port}`,
+    port: bound.port,
+    close(graceMs) {
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
