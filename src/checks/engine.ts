@@ -132,11 +132,12 @@ export class CheckEngine {
     private readonly store: CheckStore,
     private readonly ctx: ProbeContext,
     private readonly metrics: MetricHandles | undefined,
+    private readonly proberFor: (spec: CheckSpec, ctx: ProbeContext) => Prober = createProber,
   ) {}
 
   add(spec: CheckSpec): void {
     this.store.register(spec);
-    this.#runners.set(spec.name, new CheckRunner(spec, createProber(spec, this.ctx), this.store, this.metrics, this.ctx.logger));
+    this.#runners.set(spec.name, new CheckRunner(spec, this.proberFor(spec, this.ctx), this.store, this.metrics, this.ctx.logger));
     this.metrics?.healthCheckInfo.set({ check: spec.name, type: spec.type, critical: String(spec.critical) }, 1);
   }
 

@@ -76,7 +76,9 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
       const ok = statusAccepted(spec, res.statusCode);
       if (!ok) {
         await res.body.dump();
-        return { ok: false, message: `unexpected status ${res.statusCode}`, reason: reasonForStatus(res.statusCode) ?? "unhealthy" };
+        // A status the check does not accept is the target saying it is unhealthy, unless it names a sharper cause.
+        const sharper = reasonForStatus(res.statusCode);
+        return { ok: false, message: `unexpected status ${res.statusCode}`, reason: sharper === undefined || sharper === "other" ? "unhealthy" : sharper };
       }
       if (bodyPattern) {
         const text = await readCapped(res.body, spec.maxBodyBytes);

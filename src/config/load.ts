@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { closest, distance } from "fastest-levenshtein";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { configSchema } from "./schema.ts";
 import { resolveConfig, type Finding } from "./resolve.ts";
@@ -164,12 +164,13 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code ?? err);
       return { ok: false, errors: [{ path: file, message: `cannot read the config file: ${why}; pass an existing file with --config or SIDECAR_CONFIG` }], warnings: [], file };
     }
-    const parsedDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    const lineCounter = new LineCounter();
+    const parsedDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
     if (parsedDoc.errors.length > 0) {
       return {
         ok: false,
         errors: parsedDoc.errors.map((e) => ({
-          path: e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file,
+          path: ((p) => `${file}:${p.line}:${p.col}`)(lineCounter.linePos(e.pos[0])),
           message: `not valid YAML: ${e.message.split("\n")[0]}`,
         })),
         warnings: [],

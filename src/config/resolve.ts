@@ -68,11 +68,11 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
       const at = `healthChecks.${group}[${i}]`;
       const seed = group === "custom" ? SEED_CHECK_DEFAULTS[given.name] : undefined;
       const c: RawCheck = { ...seed, ...given };
+      const seen = names.get(c.name);
+      if (seen) errors.push({ path: `${at}.name`, message: `${show(c.name)} is already used by ${seen}; names must be unique` });
+      names.set(c.name, at);
       const check = resolveCheck(c, group, at, defaults, errors, warnings);
       if (!check) return;
-      const seen = names.get(check.name);
-      if (seen) errors.push({ path: `${at}.name`, message: `${show(check.name)} is already used by ${seen}; names must be unique` });
-      names.set(check.name, at);
       const clash = endpoints.get(check.endpoint);
       if (clash) errors.push({ path: `${at}.endpoint`, message: `${show(check.endpoint)} is already served for ${clash}` });
       if (RESERVED_HEALTH_PATHS.includes(check.endpoint) || [raw.health.livenessPath, raw.health.readinessPath].includes(check.endpoint) || check.endpoint.startsWith("/readyz/")) {
