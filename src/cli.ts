@@ -11,6 +11,7 @@ import { checkTarget } from "./health/debug-status.ts";
 import { createLogging, errorMessage } from "./log.ts";
 import { Runtime } from "./runtime.ts";
 import { CheckStore } from "./state/checks.ts";
+import { scrub } from "./secret.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `sidecar-exporter ${VERSION}
@@ -162,7 +163,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_USAGE);
   }
   const { config } = loadOrExit(values.config ?? (process.env.SIDECAR_CONFIG || undefined));
-  if (values["print-config"]) return void process.stdout.write(stringify(displayConfig(config)));
+  if (values["print-config"]) return void process.stdout.write(scrub(stringify(displayConfig(config))));
   if (command === "check") process.exit(await runChecksOnce(config));
   await serve(config);
 }

@@ -167,6 +167,8 @@ function resolveCheck(
         errors.push({ path: `${at}.url`, message: `${show(url.protocol)} is not supported, use http: or https:` });
         return undefined;
       }
+      // A password in the URL is a credential like any other: remembered so it is scrubbed from output.
+      if (url.password) new Secret(decodeURIComponent(url.password));
       const headers: Record<string, string | Secret> = {};
       for (const [k, v] of Object.entries(c.headers ?? {})) headers[k] = SENSITIVE_HEADER.test(k) ? new Secret(v) : v;
       return {

@@ -40,8 +40,8 @@ export async function startGrpcHealth(
     grpc: { health: { v1: { Health: { service: grpc.ServiceDefinition } } } };
   };
   const server = new grpc.Server({ "grpc.max_concurrent_streams": 100 });
-  /** Open Watch streams, each with the function that detaches it from the model and records its end. */
-  const watches = new Map<grpc.ServerWritableStream<HealthRequest, { status: HealthStatus }>, (code: grpc.status) => void>();
+  /** Open Watch streams: how to send the current status, and how to detach from the model and record the end. */
+  const watches = new Map<grpc.ServerWritableStream<HealthRequest, { status: HealthStatus }>, { send: () => void; done: (code: grpc.status) => void }>();
 
   const finish = (method: string, started: number, code: grpc.status) => {
     const codeName = grpc.status[code] ?? String(code);
@@ -78,7 +78,7 @@ export async function startGrpcHealth(
         model.off("change", send);
         finish(WATCH, started, code);
       };
-      watches.set(call, done);
+      watches.set(call, { send, done });
       model.on("change", send);
       call.on("cancelled", () => done(grpc.status.CANCELLED));
       call.on("error", () => done(grpc.status.CANCELLED));
@@ -99,8 +99,8 @@ export async function startGrpcHealth(
     port: boundPort,
     close(graceMs) {
       // Watchers learn the final NOT_SERVING and see their stream end cleanly before the server goes.
-      for (const [call, done] of [...watches]) {
-        call.write({ status: "NOT_SERVING" });
+      for (const [call, { send, done }] of [...watches]) {
+        send(); // the model is shutting down by now, so this is NOT_SERVING unless already sent
         call.end();
         done(grpc.status.OK);
       }

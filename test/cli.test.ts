@@ -1,0 +1,118 @@
+import * as grpc from "@grpc/grpc-js";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { healthClientConstructor, type HealthCheckResponse } from "../src/grpc/protos.ts";
+import { VERSION } from "../src/version.ts";
+import { runCli, writeConfig } from "./cli-process.ts";
+import { eventually, get, httpServer, type TestServer } from "./helpers.ts";
+
+const servers: TestServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+const EPHEMERAL = { metrics: { port: 0 }, health: { port: 0 }, grpcHealth: { port: 0 }, server: { address: "127.0.0.1", shutdownGracePeriod: "2s" } };
+
+describe("command line", () => {
+  it("prints the version and the help", async () => {
+    const v = runCli(["--version"]);
+    expect(await v.exited).toBe(0);
+    expect(v.stdout().trim()).toBe(VERSION);
+    const h = runCli(["--help"]);
+    expect(await h.exited).toBe(0);
+    expect(h.stdout()).toContain("sidecar-exporter check [--config FILE]");
+  });
+
+  it("rejects an unknown option or command with exit 2", async () => {
+    const opt = runCli(["--nope"]);
+    expect(await opt.exited).toBe(2);
+    expect(opt.stderr()).toMatch(/Unknown option '--nope'/);
+    const cmd = runCli(["frobnicate"]);
+    expect(await cmd.exited).toBe(2);
+    expect(cmd.stderr()).toContain('unknown command "frobnicate"');
+  });
+
+  it("exits 2 on invalid configuration, naming every bad field, before opening any port", async () => {
+    const port = await freePort();
+    const file = writeConfig({
+      metrics: { port },
+      healthChecks: { dependencies: [{ name: "x", type: "http", url: "http://a", timeout: "5" }, { name: "y", type: "tcp" }] },
+      logging: { levle: "debug" },
+    });
+    const run = runCli(["--config", file]);
+    expect(await run.exited).toBe(2);
+    const err = run.stderr();
+    expect(err).toContain(`invalid configuration in ${file}`);
+    expect(err).toContain('healthChecks.dependencies[0].timeout: "5" is not a duration, use e.g. "5s"');
+    expect(err).toContain('logging.levle: unknown key, ignored; did you mean "level"?');
+    expect(run.stdout()).not.toMatch(/listening/);
+    // The metrics port is still free: nothing was started.
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => probe.once("error", reject).listen(port, "0.0.0.0", resolve));
+    await new Promise<void>((r) => probe.close(() => r()));
+  });
+
+  it("takes the config file from SIDECAR_CONFIG and prints it with secrets redacted", async () => {
+    const file = writeConfig({
+      healthChecks: { dependencies: [{ name: "api", type: "http", url: "http://user:planted-url-pass@a/x", headers: { Authorization: "Bearer planted-header-secret" } }] },
+    });
+    const run = runCli(["--print-config"], { SIDECAR_CONFIG: file, SIDECAR_METRICS_PORT: "9999" });
+    expect(await run.exited).toBe(0);
+    const out = run.stdout();
+    expect(out).toMatch(/port: 9999/);
+    expect(out).toContain('Authorization: "[REDACTED]"');
+    expect(out).not.toContain("planted-url-pass");
+    expect(out).not.toContain("planted-header-secret");
+    expect(out).toContain("interval: 15s");
+  });
+
+  it("'check' runs every check once, prints a table and exits 0 when all pass, 1 otherwise", async () => {
+    const s = await httpServer((_req, res) => res.end("ok"));
+    servers.push(s);
+    const good = runCli(["check", "--config", writeConfig({ healthChecks: { dependencies: [{ name: "web", type: "http", url: s.url, critical: true }] } })]);
+    expect(await good.exited).toBe(0);
+    expect(good.stdout()).toMatch(/^NAME\s+TYPE\s+RESULT\s+DURATION\s+DETAIL$/m);
+    expect(good.stdout()).toMatch(/^web\s+http\*\s+pass\s+\d+ms\s+status 200$/m);
+    const bad = runCli(["check", "--config", writeConfig({ healthChecks: { dependencies: [{ name: "web", type: "http", url: s.url }, { name: "db", type: "tcp", address: "127.0.0.1:1" }] } })]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.stdout()).toMatch(/^db\s+tcp\s+FAIL\s+\d+ms\s+connect ECONNREFUSED 127.0.0.1:1$/m);
+    expect(bad.stdout()).toContain("1/2 passed");
+  });
+
+  it("on SIGTERM fails readiness, tells gRPC watchers, drains and exits 0", async () => {
+    const run = runCli(["--config", writeConfig({ ...EPHEMERAL, logging: { level: "info" } })]);
+    const started = await eventually(() => run.stdout().split("\n").find((l) => l.includes("sidecar-exporter started")), 10_000);
+    const { health, grpc: grpcAddress } = JSON.parse(started) as { health: string; grpc: string };
+    expect((await get(`http://${health}/readyz`)).status).toBe(200);
+
+    const Health = healthClientConstructor();
+    const client = new Health(grpcAddress, grpc.credentials.createInsecure()) as grpc.Client & {
+      Watch(req: { service: string }): grpc.ClientReadableStream<HealthCheckResponse>;
+    };
+    const stream = client.Watch({ service: "" });
+    const seen: string[] = [];
+    let ended = false;
+    stream.on("data", (m: HealthCheckResponse) => seen.push(m.status));
+    stream.on("end", () => (ended = true));
+    stream.on("error", () => (ended = true));
+    await eventually(() => seen.length > 0);
+
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    await eventually(() => ended);
+    client.close();
+    expect(seen).toEqual(["SERVING", "NOT_SERVING"]);
+    const logs = run.stdout();
+    expect(logs).toContain("shutting down: readiness is now failing");
+    expect(logs).toContain("shutdown complete");
+  });
+});
