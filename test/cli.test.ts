@@ -1,11 +1,10 @@
-import * as grpc from "@grpc/grpc-js";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { healthClientConstructor, type HealthCheckResponse } from "../src/grpc/protos.ts";
+import type { HealthCheckResponse } from "../src/grpc/protos.ts";
 import { VERSION } from "../src/version.ts";
 import { runCli, writeConfig } from "./cli-process.ts";
-import { eventually, get, httpServer, type TestServer } from "./helpers.ts";
+import { eventually, get, healthClient, httpServer, type TestServer } from "./helpers.ts";
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -94,10 +93,7 @@ describe("command line", () => {
     const { health, grpc: grpcAddress } = JSON.parse(started) as { health: string; grpc: string };
     expect((await get(`http://${health}/readyz`)).status).toBe(200);
 
-    const Health = healthClientConstructor();
-    const client = new Health(grpcAddress, grpc.credentials.createInsecure()) as grpc.Client & {
-      Watch(req: { service: string }): grpc.ClientReadableStream<HealthCheckResponse>;
-    };
+    const client = healthClient(grpcAddress);
     const stream = client.Watch({ service: "" });
     const seen: string[] = [];
     let ended = false;

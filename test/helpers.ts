@@ -1,7 +1,9 @@
 import { Writable } from "node:stream";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
 import { request } from "undici";
+import { healthClientConstructor, type HealthCheckResponse } from "../src/grpc/protos.ts";
 import { validateConfig } from "../src/config/load.ts";
 import type { Config } from "../src/config/types.ts";
 import { createLogging, type LogSetup } from "../src/log.ts";
@@ -65,11 +67,11 @@ export async function get(url: string, headers: Record<string, string> = {}, met
 }
 
 /** Polls until `fn` returns a truthy value or the time runs out. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, everyMs = 20): Promise<T> {
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, everyMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -103,4 +105,16 @@ export async function httpServer(handler: (req: IncomingMessage, res: ServerResp
         server.close(() => resolve());
       }),
   };
+}
+
+export type HealthClient = grpc.Client & {
+  Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: HealthCheckResponse) => void): void;
+  Watch(req: { service: string }): grpc.ClientReadableStream<HealthCheckResponse>;
+};
+
+/** A grpc.health.v1 client over plain TCP, built from the same proto the server serves. */
+export function healthClient(address: string): HealthClient {
+  const Health = healthClientConstructor();
+  // The generated constructor is untyped; the methods are those of the proto.
+  return new Health(address, grpc.credentials.createInsecure()) as unknown as HealthClient;
 }

@@ -1,12 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { healthClientConstructor, type HealthCheckResponse } from "../../src/grpc/protos.ts";
-import { eventually, httpServer, startRuntime, type TestRuntime, type TestServer } from "../helpers.ts";
-
-type HealthClient = grpc.Client & {
-  Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: HealthCheckResponse) => void): void;
-  Watch(req: { service: string }): grpc.ClientReadableStream<HealthCheckResponse>;
-};
+import type { HealthCheckResponse } from "../../src/grpc/protos.ts";
+import { eventually, healthClient, httpServer, startRuntime, type HealthClient, type TestRuntime, type TestServer } from "../helpers.ts";
 
 let upstream: TestServer;
 let healthy = true;
@@ -30,8 +25,7 @@ beforeAll(async () => {
       ],
     },
   });
-  const Health = healthClientConstructor();
-  client = new Health(rt.grpcAddress, grpc.credentials.createInsecure()) as HealthClient;
+  client = healthClient(rt.grpcAddress);
   await eventually(() => rt.runtime.store.view("api")?.status === "pass");
 });
 
