@@ -1,5 +1,4 @@
 import { CheckEngine } from "./checks/engine.ts";
-import type { SourceStatusReader } from "./checks/types.ts";
 import type { Config } from "./config/types.ts";
 import { HealthModel } from "./health/model.ts";
 import type { LogSetup } from "./log.ts";
@@ -8,17 +7,16 @@ import { healthApp } from "./serve/health-server.ts";
 import { listen, type Listening } from "./serve/listen.ts";
 import { metricsApp } from "./serve/metrics-server.ts";
 import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
+import { buildSources } from "./sources/index.ts";
+import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
 import { VERSION } from "./version.ts";
 
 export interface RuntimeOptions {
   logging: LogSetup;
-  sources?: SourceStatusReader;
   /** process_* and nodejs_* metrics; tests that build many runtimes turn them off. */
   processMetrics?: boolean;
 }
-
-const NO_SOURCES: SourceStatusReader = { sourceStatus: () => undefined };
 
 /** Everything the exporter runs, built from one Config: the checks, their state and the three servers. */
 export class Runtime {
@@ -26,6 +24,7 @@ export class Runtime {
   readonly store = new CheckStore();
   readonly model: HealthModel;
   readonly engine: CheckEngine;
+  readonly sources: SourceRegistry;
   readonly startedAt = Date.now();
   #metricsServer: Listening | undefined;
   #healthServer: Listening | undefined;
@@ -38,8 +37,9 @@ export class Runtime {
   ) {
     this.metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
     this.model = new HealthModel(this.store);
+    this.sources = new SourceRegistry(buildSources(config.sources, { logger: opts.logging.component("sources"), metrics: this.metrics }));
     const logger = opts.logging.component("checks");
-    this.engine = new CheckEngine(this.store, { logger, sources: opts.sources ?? NO_SOURCES }, this.metrics.handles);
+    this.engine = new CheckEngine(this.store, { logger, sources: this.sources }, this.metrics.handles);
     for (const spec of config.checks) this.engine.add(spec);
     this.#exportHealthGauges();
   }
@@ -52,6 +52,7 @@ export class Runtime {
       await runtime.stop();
       throw err;
     }
+    runtime.sources.start();
     runtime.engine.start();
     runtime.store.startSweeping();
     return runtime;
@@ -77,7 +78,7 @@ export class Runtime {
       log.info({ address: this.#metricsServer.address, path: config.metrics.path }, "metrics server listening");
     }
     if (config.health.enabled) {
-      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt });
+      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt }, () => this.sources.debug());
       this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)");
       log.info({ address: this.#healthServer.address }, "health server listening");
     }
@@ -106,7 +107,7 @@ export class Runtime {
     this.#stopping ??= (async () => {
       this.model.beginShutdown();
       this.store.stopSweeping();
-      await this.engine.stop();
+      await Promise.all([this.engine.stop(), this.sources.stop()]);
       const grace = this.config.server.shutdownGracePeriodMs;
       await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace)]);
     })();

@@ -1,9 +1,9 @@
 import type { CheckSpec } from "../config/types.ts";
-import { formatDuration } from "../config/duration.ts";
 import { classifyError } from "../errors.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import type { MetricHandles } from "../metrics/registry.ts";
 import type { CheckResult, CheckStore } from "../state/checks.ts";
+import { runWithTimeout, TimeoutError } from "../timeout.ts";
 import { createProber } from "./index.ts";
 import type { ProbeContext, ProbeOutcome, Prober } from "./types.ts";
 
@@ -11,23 +11,6 @@ import type { ProbeContext, ProbeOutcome, Prober } from "./types.ts";
 const MAX_START_JITTER_MS = 1_000;
 /** Each later run moves by up to ± this share of the interval, so checks drift apart instead of aligning. */
 const INTERVAL_JITTER = 0.05;
-
-class TimeoutError extends Error {
-  constructor(ms: number) {
-    super(`timed out after ${formatDuration(ms)}`);
-    this.name = "TimeoutError";
-  }
-}
-
-/** Resolves with the probe's outcome, or rejects when the signal aborts, whichever comes first. */
-function raceAbort(work: Promise<ProbeOutcome>, signal: AbortSignal): Promise<ProbeOutcome> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 
 /** Runs one check on its own timer: never two runs at once, each cut off at the timeout. */
 class CheckRunner {
@@ -76,22 +59,17 @@ class CheckRunner {
       this.logger.warn({ check: spec.name }, "check skipped: its previous run has not finished");
       return undefined;
     }
-    const controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(new TimeoutError(spec.timeoutMs)), spec.timeoutMs);
     const started = performance.now();
-    const work = this.prober.probe(controller.signal);
-    const inFlight = work.catch(() => undefined).finally(() => {
+    const run = runWithTimeout((signal) => this.prober.probe(signal), spec.timeoutMs);
+    const inFlight = run.settled.finally(() => {
       if (this.#inFlight === inFlight) this.#inFlight = undefined;
     });
     this.#inFlight = inFlight;
     let outcome: ProbeOutcome;
     try {
-      outcome = await raceAbort(work, controller.signal);
+      outcome = await run.result;
     } catch (err) {
-      const reason = controller.signal.aborted ? "timeout" : classifyError(err);
-      outcome = { ok: false, reason, message: controller.signal.aborted ? errorMessage(controller.signal.reason) : errorMessage(err) };
-    } finally {
-      clearTimeout(timeout);
+      outcome = { ok: false, reason: err instanceof TimeoutError ? "timeout" : classifyError(err), message: errorMessage(err) };
     }
     const durationMs = performance.now() - started;
     const result: CheckResult = {

@@ -1,4 +1,5 @@
 import type { CheckSpec } from "../config/types.ts";
+import { backupProber } from "./backup.ts";
 import { grpcProber } from "./grpc.ts";
 import { httpProber } from "./http.ts";
 import { sourceProber } from "./source.ts";
@@ -16,5 +17,7 @@ export function createProber(spec: CheckSpec, ctx: ProbeContext): Prober {
       return grpcProber(spec, ctx);
     case "source":
       return sourceProber(spec, ctx);
+    case "backup":
+      return backupProber(spec, ctx);
   }
 }

@@ -20,8 +20,24 @@ export interface SourceStatus {
   detail?: string;
 }
 
+/** What the backups source knows of one target after its latest poll. */
+export interface BackupTargetState {
+  /** False when the latest poll of this target failed; the other fields then describe the last good poll. */
+  reachable: boolean;
+  error?: string;
+  objects: number;
+  newestKey?: string;
+  /** Epoch milliseconds of the newest backup. */
+  newestAt?: number;
+  sizeBytes?: number;
+  verified?: boolean;
+  verifyReason?: string;
+}
+
 export interface SourceStatusReader {
   sourceStatus(name: string): SourceStatus | undefined;
+  /** Undefined when no backups source is configured or it has no target of that name. */
+  backupTarget?(name: string): BackupTargetState | undefined;
 }
 
 export interface ProbeContext {

@@ -5,6 +5,7 @@ import { SEED_CHECK_DEFAULTS } from "./seed-checks.ts";
 import type { CheckSpec, CheckType, Config, StatusRange } from "./types.ts";
 import { formatDuration } from "./duration.ts";
 import { show } from "./primitives.ts";
+import type { ResolvedSources } from "../sources/config.ts";
 
 export interface Finding {
   path: string;
@@ -25,6 +26,7 @@ const FIELDS_BY_TYPE: Record<CheckType, readonly (keyof RawCheck)[]> = {
   tcp: ["address"],
   grpc: ["address", "service", "tls"],
   source: ["source"],
+  backup: ["target", "maxAge", "minBytes", "requireVerified"],
 };
 const TYPED_FIELDS = new Set(Object.values(FIELDS_BY_TYPE).flat());
 
@@ -94,6 +96,16 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     if (earlier) errors.push({ path, message: `${port} is already used by ${earlier[0]}; give each server its own port` });
   });
 
+  const sources = resolveSources(raw, defaults, errors);
+  for (const check of checks) {
+    if (check.type !== "backup") continue;
+    const at = `healthChecks.${check.group}[${raw.healthChecks[check.group].findIndex((c) => c.name === check.name)}].target`;
+    const names = sources.backups?.targets.map((t) => t.name) ?? [];
+    if (!names.includes(check.target)) {
+      errors.push({ path: at, message: `${show(check.target)} is not a backup target; ${names.length ? `use one of: ${names.join(", ")}` : "add it under sources.backups.targets"}` });
+    }
+  }
+
   const config: Config = {
     metrics: {
       enabled: raw.metrics.enabled,
@@ -106,6 +118,7 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     grpcHealth: raw.grpcHealth,
     server: { address: raw.server.address, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
     checks,
+    sources,
     logging: raw.logging,
   };
   return { config, errors, warnings };
@@ -199,5 +212,43 @@ function resolveCheck(
     case "source":
       if (!need("source", '"tailscale"')) return undefined;
       return { ...base, type: "source", source: c.source as string };
+    case "backup":
+      if (!need("target", '"primary" (a name from sources.backups.targets)')) return undefined;
+      return {
+        ...base,
+        type: "backup",
+        target: c.target as string,
+        ...(c.maxAge !== undefined && { maxAgeMs: c.maxAge }),
+        ...(c.minBytes !== undefined && { minBytes: c.minBytes }),
+        requireVerified: c.requireVerified ?? true,
+      };
   }
+}
+
+/** Keeps the enabled sources and fills in their schedule from metrics.collection. */
+function resolveSources(raw: RawConfig, defaults: { intervalMs: number; timeoutMs: number }, errors: Finding[]): ResolvedSources {
+  const out: ResolvedSources = {};
+  for (const key of Object.keys(raw.sources) as (keyof ResolvedSources)[]) {
+    const given = raw.sources[key];
+    if (!given || !given.enabled) continue;
+    const intervalMs = given.interval ?? defaults.intervalMs;
+    const timeoutMs = given.timeout ?? Math.min(defaults.timeoutMs, intervalMs);
+    if (timeoutMs > intervalMs) {
+      errors.push({ path: `sources.${key}.timeout`, message: `${formatDuration(timeoutMs)} is longer than the source's interval (${formatDuration(intervalMs)}); make it shorter` });
+    }
+    (out as Record<string, unknown>)[key] = { ...given, intervalMs, timeoutMs };
+  }
+  const talos = out.talos;
+  if (talos && talos.talosconfig === undefined && !(talos.endpoints?.length && talos.caFile && talos.certFile && talos.keyFile)) {
+    errors.push({ path: "sources.talos", message: "needs talosconfig, or endpoints with caFile, certFile and keyFile" });
+  }
+  const ts = out.tailscale;
+  if (ts && !ts.apiKey === !ts.oauth) {
+    errors.push({ path: "sources.tailscale", message: ts.apiKey ? "set apiKey or oauth, not both" : "needs apiKey ({ env: TS_API_KEY } or { file: ... }) or oauth ({ clientId, clientSecret })" });
+  }
+  const targets = out.backups?.targets ?? [];
+  targets.forEach((t, i) => {
+    if (targets.findIndex((o) => o.name === t.name) !== i) errors.push({ path: `sources.backups.targets[${i}].name`, message: `${show(t.name)} is already used; target names must be unique` });
+  });
+  return out;
 }

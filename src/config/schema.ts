@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
 import { bool, duration, enumOf, hostPort, httpPath, port, show } from "./primitives.ts";
 
-export const CHECK_TYPES = ["http", "tcp", "grpc", "source"] as const;
+export const CHECK_TYPES = ["http", "tcp", "grpc", "source", "backup"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "OPTIONS"] as const;
 
@@ -65,7 +66,12 @@ export const checkSchema = z.strictObject({
   service: z.string().optional(),
   tls: tls.optional(),
   // source
-  source: z.string().optional(),
+  source: enumOf(SOURCE_NAME_LIST).optional(),
+  // backup
+  target: z.string().optional(),
+  maxAge: duration().optional(),
+  minBytes: z.number().int().nonnegative().optional(),
+  requireVerified: bool().optional(),
 });
 
 const collection = z.strictObject({
@@ -108,6 +114,7 @@ export const configSchema = z.strictObject({
       shutdownGracePeriod: duration().default(5_000),
     })
     .prefault({}),
+  sources: sourcesSchema,
   healthChecks: z
     .strictObject({
       custom: z.array(checkSchema).default([]),

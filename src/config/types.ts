@@ -1,7 +1,9 @@
 import type { Secret } from "../secret.ts";
 import type { LogLevel, TlsConfig } from "./schema.ts";
 
-export type CheckType = "http" | "tcp" | "grpc" | "source";
+import type { ResolvedSources } from "../sources/config.ts";
+
+export type CheckType = "http" | "tcp" | "grpc" | "source" | "backup";
 
 interface CheckBase {
   name: string;
@@ -46,7 +48,16 @@ export interface SourceCheckSpec extends CheckBase {
   source: string;
 }
 
-export type CheckSpec = HttpCheckSpec | TcpCheckSpec | GrpcCheckSpec | SourceCheckSpec;
+/** Passes when the backup target's newest backup is recent, large enough and (by default) verified. */
+export interface BackupCheckSpec extends CheckBase {
+  type: "backup";
+  target: string;
+  maxAgeMs?: number;
+  minBytes?: number;
+  requireVerified: boolean;
+}
+
+export type CheckSpec = HttpCheckSpec | TcpCheckSpec | GrpcCheckSpec | SourceCheckSpec | BackupCheckSpec;
 
 export interface LoggingConfig {
   level: LogLevel;
@@ -68,5 +79,6 @@ export interface Config {
   grpcHealth: { enabled: boolean; port: number };
   server: { address: string; shutdownGracePeriodMs: number };
   checks: CheckSpec[];
+  sources: ResolvedSources;
   logging: LoggingConfig;
 }

@@ -18,6 +18,8 @@ export function checkTarget(spec: CheckSpec): string {
       return spec.type === "grpc" && spec.service ? `${spec.address} service=${spec.service}` : spec.address;
     case "source":
       return `source ${spec.source}`;
+    case "backup":
+      return `backup target ${spec.target}`;
   }
 }
 

@@ -13,7 +13,16 @@ export interface MetricDef {
   readonly unit?: "seconds" | "bytes" | "timestamp_seconds";
   readonly buckets?: readonly number[];
   /** The part of the program that owns the family, for grouping in docs and dashboards. */
-  readonly group: "health checks" | "gRPC health server" | "exporter";
+  readonly group:
+    | "health checks"
+    | "gRPC health server"
+    | "exporter"
+    | "sources"
+    | "Talos API"
+    | "Kubernetes resources"
+    | "Tailscale API"
+    | "etcd backups"
+    | "operator metrics passthrough";
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
@@ -116,6 +125,242 @@ export const METRICS = {
     unit: "seconds",
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     group: "exporter",
+  },
+
+  // Every source reports its own freshness.
+  sourceUp: {
+    name: "sidecar_source_up",
+    type: "gauge",
+    help: "1 when the source's latest poll (or watch) succeeded, else 0.",
+    labels: ["source"],
+    group: "sources",
+  },
+  sourceLastSuccess: {
+    name: "sidecar_source_last_success_timestamp_seconds",
+    type: "gauge",
+    help: "Unix time of the source's latest successful poll; its series are as old as this.",
+    labels: ["source"],
+    unit: "timestamp_seconds",
+    group: "sources",
+  },
+  sourcePollDuration: {
+    name: "sidecar_source_poll_duration_seconds",
+    type: "histogram",
+    help: "Duration of source polls, successful or not.",
+    labels: ["source"],
+    unit: "seconds",
+    buckets: LATENCY_BUCKETS,
+    group: "sources",
+  },
+  sourceErrors: {
+    name: "sidecar_source_errors_total",
+    type: "counter",
+    help: "Failed source polls by reason: timeout, unauthorized, not_found, rate_limited, tls, connection, decode, other.",
+    labels: ["source", "reason"],
+    group: "sources",
+  },
+
+  talosApiCalls: {
+    name: "talos_operator_talos_api_calls_total",
+    type: "counter",
+    help: "Talos machine API calls by RPC name and result (success or error).",
+    labels: ["operation", "result"],
+    group: "Talos API",
+  },
+  talosApiCallDuration: {
+    name: "talos_operator_talos_api_call_duration_seconds",
+    type: "histogram",
+    help: "Duration of Talos machine API calls by RPC name.",
+    labels: ["operation"],
+    unit: "seconds",
+    buckets: LATENCY_BUCKETS,
+    group: "Talos API",
+  },
+  talosNodeInfo: {
+    name: "talos_node_info",
+    type: "gauge",
+    help: "Talos version and architecture of each node; always 1.",
+    labels: ["node", "version", "arch"],
+    group: "Talos API",
+  },
+  talosServiceUp: {
+    name: "talos_service_up",
+    type: "gauge",
+    help: "1 when the Talos service is Running and its health check (if any) passes, else 0.",
+    labels: ["node", "service"],
+    group: "Talos API",
+  },
+  talosEtcdMemberCount: {
+    name: "talos_etcd_member_count",
+    type: "gauge",
+    help: "Members of the etcd cluster as the control plane reports them.",
+    labels: ["cluster"],
+    group: "Talos API",
+  },
+  talosEtcdDbSize: {
+    name: "talos_etcd_db_size_bytes",
+    type: "gauge",
+    help: "Size of the etcd database on each control plane node.",
+    labels: ["node"],
+    unit: "bytes",
+    group: "Talos API",
+  },
+  talosEtcdLeader: {
+    name: "talos_etcd_leader",
+    type: "gauge",
+    help: "1 when the node's etcd member is the leader, else 0.",
+    labels: ["node"],
+    group: "Talos API",
+  },
+  talosEtcdAlarm: {
+    name: "talos_etcd_alarm",
+    type: "gauge",
+    help: "1 for each alarm or error the node's etcd member reports.",
+    labels: ["node", "alarm"],
+    group: "Talos API",
+  },
+
+  resourceStatus: {
+    name: "talos_operator_resource_status",
+    type: "gauge",
+    help: "Talos operator custom resources: 1 when ready, 0 when not; status is the resource's own phase or state.",
+    labels: ["resource_type", "namespace", "name", "status"],
+    group: "Kubernetes resources",
+  },
+  resourceTotal: {
+    name: "talos_operator_resource_total",
+    type: "gauge",
+    help: "Number of Talos operator custom resources of each kind per namespace.",
+    labels: ["resource_type", "namespace"],
+    group: "Kubernetes resources",
+  },
+  clusterHealth: {
+    name: "talos_operator_cluster_health",
+    type: "gauge",
+    help: "1 when the TalosCluster is ready, else 0.",
+    labels: ["namespace", "name"],
+    group: "Kubernetes resources",
+  },
+  machineReady: {
+    name: "talos_operator_machine_ready",
+    type: "gauge",
+    help: "Number of ready TalosMachines of each cluster.",
+    labels: ["namespace", "cluster"],
+    group: "Kubernetes resources",
+  },
+  etcdBackupTotal: {
+    name: "talos_operator_etcd_backup_total",
+    type: "counter",
+    help: "TalosEtcdBackup objects that finished, by status (success or failed); each object is counted once.",
+    labels: ["namespace", "name", "status"],
+    group: "Kubernetes resources",
+  },
+  etcdBackupDuration: {
+    name: "talos_operator_etcd_backup_duration_seconds",
+    type: "histogram",
+    help: "Duration of finished etcd backups, from the TalosEtcdBackup's timestamps.",
+    labels: ["namespace", "name"],
+    unit: "seconds",
+    buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+    group: "Kubernetes resources",
+  },
+  gatewayResourceStatus: {
+    name: "tailscale_gateway_resource_status",
+    type: "gauge",
+    help: "Tailscale gateway operator custom resources: 1 when ready, 0 when not.",
+    labels: ["resource_type", "namespace", "name", "status"],
+    group: "Kubernetes resources",
+  },
+  coordinatorServices: {
+    name: "service_coordinator_services_total",
+    type: "gauge",
+    help: "Services the Tailscale gateway operator's custom resources declare, per namespace.",
+    labels: ["namespace"],
+    group: "Kubernetes resources",
+  },
+
+  tailscaleDevices: {
+    name: "tailscale_devices_total",
+    type: "gauge",
+    help: "Devices in the tailnet by operating system.",
+    labels: ["os"],
+    group: "Tailscale API",
+  },
+  tailscaleDeviceOnline: {
+    name: "tailscale_device_online",
+    type: "gauge",
+    help: "1 when the device is connected to the control plane (or was seen within the online window), else 0.",
+    labels: ["device", "hostname"],
+    group: "Tailscale API",
+  },
+  tailscaleKeyExpiry: {
+    name: "tailscale_device_key_expiry_timestamp_seconds",
+    type: "gauge",
+    help: "Unix time the device's node key expires; absent when key expiry is disabled.",
+    labels: ["device"],
+    unit: "timestamp_seconds",
+    group: "Tailscale API",
+  },
+  tailscaleUpdateAvailable: {
+    name: "tailscale_device_update_available",
+    type: "gauge",
+    help: "1 when a Tailscale client update is available for the device.",
+    labels: ["device"],
+    group: "Tailscale API",
+  },
+  tailscaleAuthorized: {
+    name: "tailscale_device_authorized",
+    type: "gauge",
+    help: "1 when the device is authorized in the tailnet.",
+    labels: ["device"],
+    group: "Tailscale API",
+  },
+
+  backupLastTimestamp: {
+    name: "etcd_backup_last_timestamp_seconds",
+    type: "gauge",
+    help: "Unix time of the newest etcd backup at the target.",
+    labels: ["target"],
+    unit: "timestamp_seconds",
+    group: "etcd backups",
+  },
+  backupSize: {
+    name: "talos_operator_etcd_backup_size_bytes",
+    type: "gauge",
+    help: "Size of the newest etcd backup.",
+    labels: ["namespace", "name"],
+    unit: "bytes",
+    group: "etcd backups",
+  },
+  backupObjects: {
+    name: "etcd_backup_objects_total",
+    type: "gauge",
+    help: "Backups stored at the target.",
+    labels: ["target"],
+    group: "etcd backups",
+  },
+  backupAge: {
+    name: "etcd_backup_age_seconds",
+    type: "gauge",
+    help: "Age of the newest etcd backup at the target, as of the latest poll.",
+    labels: ["target"],
+    unit: "seconds",
+    group: "etcd backups",
+  },
+  backupVerified: {
+    name: "etcd_backup_verified",
+    type: "gauge",
+    help: "1 when the newest backup's first bytes are an etcd (bbolt) snapshot, else 0; the reason is in /debug/status.",
+    labels: ["target"],
+    group: "etcd backups",
+  },
+
+  passthroughDropped: {
+    name: "sidecar_passthrough_dropped_total",
+    type: "counter",
+    help: "Metric families of the operator's /metrics not merged, by reason (name_clash, invalid).",
+    labels: ["reason"],
+    group: "operator metrics passthrough",
   },
 } as const satisfies Record<string, MetricDef>;
 

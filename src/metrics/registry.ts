@@ -46,8 +46,24 @@ export class MetricRegistry {
     }
   }
 
+  readonly #textProviders: ((openMetrics: boolean) => string)[] = [];
+
+  /**
+   * Adds exposition text rendered elsewhere (the operator's merged metrics). Providers return ready text from
+   * memory; they must not do I/O.
+   */
+  addTextProvider(provider: (openMetrics: boolean) => string): void {
+    this.#textProviders.push(provider);
+  }
+
   /** Renders the exposition; reads only values already in memory. */
-  render(openMetrics: boolean): Promise<string> {
-    return (openMetrics ? this.openMetrics : this.text).metrics();
+  async render(openMetrics: boolean): Promise<string> {
+    const own = await (openMetrics ? this.openMetrics : this.text).metrics();
+    if (this.#textProviders.length === 0) return own;
+    const extra = this.#textProviders.map((p) => p(openMetrics)).join("");
+    if (!openMetrics) return own + extra;
+    // OpenMetrics ends with "# EOF"; merged families go before it.
+    const eof = own.lastIndexOf("# EOF");
+    return eof === -1 ? own + extra : own.slice(0, eof) + extra + own.slice(eof);
   }
 }

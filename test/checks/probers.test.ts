@@ -153,7 +153,7 @@ describe("source check", () => {
         { name: "up", type: "source", source: "tailscale" },
         { name: "down", type: "source", source: "talos" },
         { name: "unhealthy", type: "source", source: "kubernetes" },
-        { name: "missing", type: "source", source: "s3" },
+        { name: "missing", type: "source", source: "backups" },
       ],
       {
         tailscale: { up: true, detail: "6 devices online" },

@@ -1,0 +1,99 @@
+import type { Logger } from "../log.ts";
+import type { MetricHandles } from "../metrics/registry.ts";
+import { runWithTimeout } from "../timeout.ts";
+import { RetryAfterError, SourceHealth } from "./health.ts";
+import type { PollDriver, Source, SourceStatus } from "./types.ts";
+
+export interface PollSchedule {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+const MAX_START_JITTER_MS = 1_000;
+const INTERVAL_JITTER = 0.05;
+/** Failing sources back off, doubling, up to this (or the interval, if longer): slow, never silent. */
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+/**
+ * Delay before the next poll: the interval after a success; after failures, doubling from the interval up to
+ * the cap, and never sooner than an upstream's Retry-After.
+ */
+export function nextDelayMs(schedule: PollSchedule, consecutiveFailures: number, retryAfterMs?: number): number {
+  const { intervalMs } = schedule;
+  if (consecutiveFailures === 0) return intervalMs;
+  const backoff = Math.min(intervalMs * 2 ** (consecutiveFailures - 1), Math.max(intervalMs, MAX_BACKOFF_MS));
+  return Math.max(backoff, retryAfterMs ?? 0);
+}
+
+/** A source that polls its upstream on a timer, never overlapping itself, each poll cut off at the timeout. */
+export class PolledSource implements Source {
+  readonly #health: SourceHealth;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(
+    readonly name: string,
+    private readonly schedule: PollSchedule,
+    private readonly driver: PollDriver,
+    metrics: MetricHandles,
+    private readonly logger: Logger,
+  ) {
+    this.#health = new SourceHealth(name, metrics, logger);
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#schedule(Math.random() * Math.min(MAX_START_JITTER_MS, this.schedule.intervalMs * 0.1));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.driver.close().catch((err: unknown) => this.logger.debug({ err, source: this.name }, "source close failed"));
+  }
+
+  async refresh(): Promise<void> {
+    await this.pollOnce();
+  }
+
+  status(): SourceStatus {
+    return this.#health.status();
+  }
+
+  debug(): Record<string, unknown> {
+    return { ...this.#health.debug(), intervalSeconds: this.schedule.intervalMs / 1000, timeoutSeconds: this.schedule.timeoutMs / 1000 };
+  }
+
+  /** One poll now; resolves when it has been recorded. Skipped (false) while an earlier poll still runs. */
+  async pollOnce(): Promise<{ ok: boolean; retryAfterMs?: number } | undefined> {
+    if (this.#inFlight) return undefined;
+    const started = performance.now();
+    const run = runWithTimeout((signal) => this.driver.poll(signal), this.schedule.timeoutMs);
+    const inFlight = run.settled.finally(() => {
+      if (this.#inFlight === inFlight) this.#inFlight = undefined;
+    });
+    this.#inFlight = inFlight;
+    try {
+      const outcome = await run.result;
+      this.#health.success(performance.now() - started, outcome);
+      return { ok: true };
+    } catch (err) {
+      this.#health.failure(err, performance.now() - started);
+      return { ok: false, ...(err instanceof RetryAfterError && err.retryAfterMs !== undefined && { retryAfterMs: err.retryAfterMs }) };
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+  }
+
+  async #tick(): Promise<void> {
+    const startedAt = Date.now();
+    const result = await this.pollOnce();
+    const base = nextDelayMs(this.schedule, this.#health.consecutiveFailures, result?.retryAfterMs);
+    const jitter = (Math.random() * 2 - 1) * INTERVAL_JITTER * this.schedule.intervalMs;
+    this.#schedule(Math.max(0, base - (Date.now() - startedAt) + jitter));
+  }
+}

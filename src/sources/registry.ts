@@ -1,0 +1,49 @@
+import type { BackupTargetState, SourceStatus, SourceStatusReader } from "../checks/types.ts";
+import type { Source } from "./types.ts";
+
+/** A source that can answer for backup targets (the backups source). */
+interface BackupSource extends Source {
+  backupTarget(name: string): BackupTargetState | undefined;
+}
+
+function isBackupSource(s: Source): s is BackupSource {
+  return typeof (s as Partial<BackupSource>).backupTarget === "function";
+}
+
+/** The running sources, by name; what `source` and `backup` checks and /debug/status read. */
+export class SourceRegistry implements SourceStatusReader {
+  readonly #sources: Map<string, Source>;
+
+  constructor(sources: Source[]) {
+    this.#sources = new Map(sources.map((s) => [s.name, s]));
+  }
+
+  get names(): string[] {
+    return [...this.#sources.keys()];
+  }
+
+  get(name: string): Source | undefined {
+    return this.#sources.get(name);
+  }
+
+  start(): void {
+    for (const s of this.#sources.values()) s.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#sources.values()].map((s) => s.stop()));
+  }
+
+  sourceStatus(name: string): SourceStatus | undefined {
+    return this.#sources.get(name)?.status();
+  }
+
+  backupTarget(name: string): BackupTargetState | undefined {
+    for (const s of this.#sources.values()) if (isBackupSource(s)) return s.backupTarget(name);
+    return undefined;
+  }
+
+  debug(): Record<string, unknown>[] {
+    return [...this.#sources.values()].map((s) => s.debug());
+  }
+}
