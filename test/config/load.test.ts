@@ -57,7 +57,7 @@ describe("loading the configuration", () => {
     const lines = r.errors.map((e) => `${e.path}: ${e.message}`);
     expect(lines).toContain('healthChecks.dependencies[1].timeout: "5" is not a duration, use e.g. "5s", "1m30s" or "7d"');
     expect(lines).toContain('metrics.port: "eighty" is not a port, use a whole number from 0 to 65535');
-    expect(lines).toContain('healthChecks.dependencies[2].type: "mysql" is not one of: http, tcp, grpc, source');
+    expect(lines).toContain('healthChecks.dependencies[2].type: "mysql" is not one of: http, tcp, grpc, source, backup');
     expect(lines).toContain('logging.level: "loud" is not one of: trace, debug, info, warn, error, fatal, silent');
     expect(lines).toContain('logging.format: "xml" is not one of: json, console');
     expect(r.errors).toHaveLength(5);
@@ -80,7 +80,7 @@ describe("loading the configuration", () => {
     expect(r.ok).toBe(false);
     if (r.ok) return;
     const byPath = Object.fromEntries(r.errors.map((e) => [e.path, e.message]));
-    expect(byPath["healthChecks.custom[0].type"]).toMatch(/missing for check "mystery", use one of: http, tcp, grpc, source/);
+    expect(byPath["healthChecks.custom[0].type"]).toMatch(/missing for check "mystery", use one of: http, tcp, grpc, source, backup/);
     expect(byPath["healthChecks.custom[1].url"]).toMatch(/"ftp:" is not supported/);
     expect(byPath["healthChecks.dependencies[0].address"]).toMatch(/missing: a tcp check needs it/);
     expect(byPath["healthChecks.dependencies[1].name"]).toMatch(/"api" is already used by healthChecks.custom\[1\]/);
