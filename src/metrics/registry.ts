@@ -21,7 +21,10 @@ export class MetricRegistry {
   readonly openMetrics: Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE> = new Registry();
   readonly handles: MetricHandles;
 
-  constructor(defaultLabels: Record<string, string> = {}, options: { processMetrics?: boolean } = {}) {
+  constructor(
+    readonly defaultLabels: Record<string, string> = {},
+    options: { processMetrics?: boolean } = {},
+  ) {
     this.openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     this.text.setDefaultLabels(defaultLabels);
     this.openMetrics.setDefaultLabels(defaultLabels);
@@ -47,6 +50,12 @@ export class MetricRegistry {
   }
 
   readonly #textProviders: ((openMetrics: boolean) => string)[] = [];
+
+  /** Names of the families this registry exports, with their types (catalogue and process metrics). */
+  families(): { name: string; type: string }[] {
+    // getMetricsAsArray() returns the metric objects, which carry name and type.
+    return (this.text.getMetricsAsArray() as unknown as { name: string; type: string }[]).map((m) => ({ name: m.name, type: m.type }));
+  }
 
   /**
    * Adds exposition text rendered elsewhere (the operator's merged metrics). Providers return ready text from

@@ -1,10 +1,10 @@
 import type { ResolvedSources } from "./config.ts";
+import { createOperatorMetricsSource } from "./operator-metrics/source.ts";
 import type { Source, SourceContext } from "./types.ts";
 
 /** Builds one Source per enabled source in the config; the only place that knows every source. */
 export function buildSources(config: ResolvedSources, ctx: SourceContext): Source[] {
   const sources: Source[] = [];
-  void config;
-  void ctx;
+  if (config.operatorMetrics) sources.push(createOperatorMetricsSource(config.operatorMetrics, ctx));
   return sources;
 }

@@ -1,0 +1,189 @@
+/**
+ * A strict reader and writer of the Prometheus text exposition format (version 0.0.4), enough to merge another
+ * process's /metrics into ours: families with HELP and TYPE, samples with escaped label values, optional
+ * timestamps. Lines it cannot read are reported, never guessed at.
+ */
+export type FamilyType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
+
+export interface ExpositionSample {
+  name: string;
+  labels: [string, string][];
+  value: string;
+  timestamp?: string;
+}
+
+export interface Family {
+  name: string;
+  type: FamilyType;
+  help?: string;
+  samples: ExpositionSample[];
+}
+
+export interface ParseResult {
+  families: Family[];
+  /** "line N: what is wrong", for lines that were skipped. */
+  errors: string[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const VALUE = /^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|[+-]?Inf|NaN)$/;
+const TYPES = new Set<FamilyType>(["counter", "gauge", "histogram", "summary", "untyped"]);
+const SUFFIXES: Record<FamilyType, readonly string[]> = {
+  counter: ["", "_total", "_created"],
+  gauge: [""],
+  untyped: [""],
+  histogram: ["_bucket", "_sum", "_count", "_created"],
+  summary: ["", "_sum", "_count", "_created"],
+};
+
+/** Every sample name a family of this type may produce. */
+export function sampleNames(name: string, type: FamilyType): string[] {
+  return SUFFIXES[type].map((s) => name + s);
+}
+
+function unescapeHelp(s: string): string {
+  return s.replace(/\\(\\|n)/g, (_m, c: string) => (c === "n" ? "\n" : "\\"));
+}
+
+/** Reads `{a="x",b="y"}` starting at `i` (just after the "{"); returns the labels and the index after "}". */
+function readLabels(line: string, start: number): { labels: [string, string][]; end: number } | string {
+  const labels: [string, string][] = [];
+  let i = start;
+  for (;;) {
+    while (line[i] === " ") i++;
+    if (line[i] === "}") return { labels, end: i + 1 };
+    const eq = line.indexOf("=", i);
+    if (eq === -1) return "label without '='";
+    const name = line.slice(i, eq).trim();
+    if (!LABEL_NAME.test(name)) return `bad label name ${JSON.stringify(name)}`;
+    i = eq + 1;
+    if (line[i] !== '"') return `label ${name}: value must be quoted`;
+    i++;
+    let value = "";
+    for (;;) {
+      const c = line[i];
+      if (c === undefined) return `label ${name}: unterminated value`;
+      if (c === "\\") {
+        const n = line[i + 1];
+        value += n === "n" ? "\n" : n === '"' ? '"' : n === "\\" ? "\\" : `\\${n ?? ""}`;
+        i += 2;
+        continue;
+      }
+      if (c === '"') break;
+      value += c;
+      i++;
+    }
+    i++;
+    if (labels.some(([n]) => n === name)) return `label ${name} repeated`;
+    labels.push([name, value]);
+    while (line[i] === " ") i++;
+    if (line[i] === ",") i++;
+    else if (line[i] !== "}") return "expected ',' or '}' after a label";
+  }
+}
+
+function parseSample(line: string): ExpositionSample | string {
+  const brace = line.indexOf("{");
+  const space = line.search(/[ \t]/);
+  const nameEnd = brace !== -1 && (space === -1 || brace < space) ? brace : space;
+  if (nameEnd <= 0) return "no value";
+  const name = line.slice(0, nameEnd);
+  if (!NAME.test(name)) return `bad metric name ${JSON.stringify(name)}`;
+  let labels: [string, string][] = [];
+  let rest: string;
+  if (line[nameEnd] === "{") {
+    const parsed = readLabels(line, nameEnd + 1);
+    if (typeof parsed === "string") return parsed;
+    labels = parsed.labels;
+    rest = line.slice(parsed.end);
+  } else {
+    rest = line.slice(nameEnd);
+  }
+  const parts = rest.trim().split(/[ \t]+/);
+  const [value, timestamp, extra] = parts;
+  if (value === undefined || !VALUE.test(value)) return `bad value ${JSON.stringify(value ?? "")}`;
+  if (timestamp !== undefined && !/^-?\d+$/.test(timestamp)) return `bad timestamp ${JSON.stringify(timestamp)}`;
+  if (extra !== undefined) return "unexpected text after the timestamp";
+  return { name, labels, value, ...(timestamp !== undefined && { timestamp }) };
+}
+
+export function parseExposition(text: string): ParseResult {
+  const families = new Map<string, Family>();
+  const errors: string[] = [];
+  /** Sample name → the family it belongs to, from TYPE lines seen so far. */
+  const owner = new Map<string, Family>();
+  const family = (name: string): Family => {
+    let f = families.get(name);
+    if (!f) {
+      f = { name, type: "untyped", samples: [] };
+      families.set(name, f);
+    }
+    return f;
+  };
+  const lines = text.split("\n");
+  lines.forEach((raw, index) => {
+    const line = raw.trimEnd();
+    if (line === "") return;
+    const at = `line ${index + 1}`;
+    if (line.startsWith("#")) {
+      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+      if (!m) return; // any other comment is allowed and ignored
+      const [, kind, name = "", arg = ""] = m;
+      if (!NAME.test(name)) return void errors.push(`${at}: bad metric name ${JSON.stringify(name)}`);
+      const f = family(name);
+      if (kind === "HELP") {
+        f.help = unescapeHelp(arg);
+      } else {
+        const type = arg.trim() as FamilyType;
+        if (!TYPES.has(type)) return void errors.push(`${at}: unknown type ${JSON.stringify(arg)}`);
+        if (f.samples.length > 0) return void errors.push(`${at}: TYPE for ${name} after its samples`);
+        f.type = type;
+        for (const n of sampleNames(name, type)) owner.set(n, f);
+      }
+      return;
+    }
+    const sample = parseSample(line);
+    if (typeof sample === "string") return void errors.push(`${at}: ${sample}`);
+    (owner.get(sample.name) ?? family(sample.name)).samples.push(sample);
+  });
+  return { families: [...families.values()].filter((f) => f.samples.length > 0), errors };
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+/**
+ * Writes families back out, adding `extraLabels` to samples that do not carry them. In OpenMetrics, counter
+ * families are named without "_total" and their samples carry it, and untyped becomes unknown.
+ */
+export function renderFamilies(families: readonly Family[], extraLabels: Record<string, string>, openMetrics: boolean): string {
+  const extra = Object.entries(extraLabels);
+  let out = "";
+  for (const f of families) {
+    let familyName = f.name;
+    let type: string = f.type;
+    if (openMetrics) {
+      if (f.type === "counter") familyName = f.name.replace(/_total$/, "");
+      if (f.type === "untyped") type = "unknown";
+    }
+    if (f.help !== undefined) out += `# HELP ${familyName} ${escapeHelp(f.help)}\n`;
+    out += `# TYPE ${familyName} ${type}\n`;
+    for (const s of f.samples) {
+      let name = s.name;
+      if (openMetrics && f.type === "counter" && name === familyName) name = `${familyName}_total`;
+      const labels = [...s.labels];
+      for (const [k, v] of extra) if (!labels.some(([n]) => n === k)) labels.push([k, v]);
+      const labelText = labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}` : "";
+      // OpenMetrics timestamps are seconds; the text format's are milliseconds.
+      const ts = s.timestamp === undefined ? "" : ` ${openMetrics ? Number(s.timestamp) / 1000 : s.timestamp}`;
+      out += `${name}${labelText} ${s.value}${ts}\n`;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,144 @@
+import { readFile } from "node:fs/promises";
+import { Agent, request } from "undici";
+import { readTlsMaterial } from "../../checks/tls-files.ts";
+import { UpstreamError, reasonForStatus } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import type { MetricRegistry } from "../../metrics/registry.ts";
+import { Secret } from "../../secret.ts";
+import { SOURCE_NAMES, type OperatorMetricsSourceConfig, type Schedule } from "../config.ts";
+import { PolledSource } from "../poller.ts";
+import type { PollDriver, PollOutcome, Source, SourceContext } from "../types.ts";
+import { parseExposition, renderFamilies, sampleNames, type Family, type FamilyType } from "./exposition.ts";
+
+type Config = OperatorMetricsSourceConfig & Schedule;
+
+const ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+
+/** Reads the body up to `cap` bytes; beyond that the poll fails without reading further. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > cap) {
+      body.destroy();
+      throw new UpstreamError(`the operator's metrics are larger than ${cap} bytes (maxBodyBytes); raise it or trim the operator's metrics`, "decode");
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Every sample name this exporter itself produces; an upstream family using one would break the exposition. */
+function ownSampleNames(registry: MetricRegistry): Set<string> {
+  const names = new Set<string>();
+  for (const { name, type } of registry.families()) {
+    const t: FamilyType = type === "counter" || type === "gauge" || type === "histogram" || type === "summary" ? type : "untyped";
+    for (const n of [name, ...sampleNames(name, t)]) names.add(n);
+  }
+  return names;
+}
+
+/**
+ * Scrapes the operator container's own /metrics and keeps them, rendered in both formats, for this exporter's
+ * /metrics to append. Families whose names clash with ours are dropped and counted, never merged.
+ */
+class OperatorMetricsDriver implements PollDriver {
+  #agent: Agent | undefined;
+  #text = "";
+  #openMetrics = "";
+  readonly #warned = new Set<string>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly registry: MetricRegistry,
+    private readonly logger: Logger,
+  ) {
+    registry.addTextProvider((om) => (om ? this.#openMetrics : this.#text));
+  }
+
+  async #dispatcher(): Promise<Agent> {
+    if (this.#agent) return this.#agent;
+    const tls = this.config.tls;
+    const material = await readTlsMaterial(tls);
+    this.#agent = new Agent({
+      connect: {
+        ...material,
+        ...(tls?.serverName !== undefined && { servername: tls.serverName }),
+        rejectUnauthorized: !(tls?.insecureSkipVerify ?? false),
+        timeout: this.config.timeoutMs,
+      },
+      headersTimeout: this.config.timeoutMs,
+      bodyTimeout: this.config.timeoutMs,
+      connections: 1,
+    });
+    return this.#agent;
+  }
+
+  async #headers(): Promise<Record<string, string>> {
+    const headers: Record<string, string> = { accept: ACCEPT, "user-agent": "sidecar-exporter" };
+    if (this.config.bearerTokenFile !== undefined) {
+      let token: string;
+      try {
+        token = (await readFile(this.config.bearerTokenFile, "utf8")).trim();
+      } catch (err) {
+        throw new UpstreamError(`cannot read bearerTokenFile ${this.config.bearerTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
+      }
+      new Secret(token); // remembered, so it is scrubbed from anything printed
+      headers.authorization = `Bearer ${token}`;
+    }
+    return headers;
+  }
+
+  async poll(signal: AbortSignal): Promise<PollOutcome> {
+    const res = await request(this.config.url, { headers: await this.#headers(), dispatcher: await this.#dispatcher(), signal });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      const reason = reasonForStatus(res.statusCode) ?? "other";
+      throw new UpstreamError(`${this.config.url} answered ${res.statusCode}${reason === "unauthorized" ? "; check bearerTokenFile and the operator's metrics authorization" : ""}`, reason);
+    }
+    const text = await readCapped(res.body, this.config.maxBodyBytes);
+    const parsed = parseExposition(text);
+    if (parsed.families.length === 0 && parsed.errors.length > 0) {
+      throw new UpstreamError(`${this.config.url} did not answer in the Prometheus text format: ${parsed.errors[0]}`, "decode");
+    }
+    const ours = ownSampleNames(this.registry);
+    const kept: Family[] = [];
+    let clashes = 0;
+    for (const f of parsed.families) {
+      const clash = f.samples.find((s) => ours.has(s.name)) ?? (ours.has(f.name) ? f.samples[0] : undefined);
+      if (!clash) {
+        kept.push(f);
+        continue;
+      }
+      clashes++;
+      this.registry.handles.passthroughDropped.inc({ reason: "name_clash" });
+      if (!this.#warned.has(f.name)) {
+        this.#warned.add(f.name);
+        this.logger.warn({ family: f.name }, "operator metric family dropped: its name clashes with one of this exporter's");
+      }
+    }
+    if (parsed.errors.length > 0) {
+      this.registry.handles.passthroughDropped.inc({ reason: "invalid" }, parsed.errors.length);
+      this.logger.debug({ errors: parsed.errors.slice(0, 5), count: parsed.errors.length }, "operator metrics lines skipped");
+    }
+    const labels = this.registry.defaultLabels;
+    this.#text = renderFamilies(kept, labels, false);
+    this.#openMetrics = renderFamilies(kept, labels, true);
+    return {
+      detail: `${kept.length} families merged${clashes ? `, ${clashes} dropped (name clash)` : ""}`,
+      debug: { url: this.config.url, families: kept.length, droppedFamilies: clashes, skippedLines: parsed.errors.length },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#text = this.#openMetrics = "";
+    await this.#agent?.destroy();
+    this.#agent = undefined;
+  }
+}
+
+export function createOperatorMetricsSource(config: Config, ctx: SourceContext): Source {
+  const driver = new OperatorMetricsDriver(config, ctx.metrics, ctx.logger);
+  return new PolledSource(SOURCE_NAMES.operatorMetrics, config, driver, ctx.metrics.handles, ctx.logger);
+}
