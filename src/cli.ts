@@ -10,6 +10,9 @@ import type { Config } from "./config/types.ts";
 import { checkTarget } from "./health/debug-status.ts";
 import { createLogging, errorMessage } from "./log.ts";
 import { Runtime } from "./runtime.ts";
+import { MetricRegistry } from "./metrics/registry.ts";
+import { buildSources } from "./sources/index.ts";
+import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
 import { scrub } from "./secret.ts";
 import { VERSION } from "./version.ts";
@@ -76,13 +79,16 @@ export function displayConfig(config: Config): unknown {
 
 async function runChecksOnce(config: Config): Promise<number> {
   const logging = createLogging({ ...config.logging, format: "json", level: "silent" });
-  const store = new CheckStore();
-  const engine = new CheckEngine(store, { logger: logging.root, sources: { sourceStatus: () => undefined } }, undefined);
-  for (const spec of config.checks) engine.add(spec);
   if (config.checks.length === 0) {
     process.stdout.write("no checks configured\n");
     return 0;
   }
+  // Source and backup checks read source state, so every configured source is brought up to date once first.
+  const sources = new SourceRegistry(buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }) }));
+  await Promise.all(sources.names.map((name) => sources.get(name)?.refresh()));
+  const store = new CheckStore();
+  const engine = new CheckEngine(store, { logger: logging.root, sources }, undefined);
+  for (const spec of config.checks) engine.add(spec);
   const rows = (await engine.runAllOnce()).map(({ spec, result }) => [
     spec.name,
     spec.type + (spec.critical ? "*" : ""),
@@ -90,7 +96,7 @@ async function runChecksOnce(config: Config): Promise<number> {
     result ? `${Math.round(result.durationMs)}ms` : "-",
     result?.ok ? (result.message ?? "") : (result?.message ?? "did not run"),
   ]);
-  await engine.stop();
+  await Promise.all([engine.stop(), sources.stop()]);
   const header = ["NAME", "TYPE", "RESULT", "DURATION", "DETAIL"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");

@@ -36,8 +36,8 @@ export class Runtime {
     private readonly opts: RuntimeOptions,
   ) {
     this.metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
-    this.model = new HealthModel(this.store);
     this.sources = new SourceRegistry(buildSources(config.sources, { logger: opts.logging.component("sources"), metrics: this.metrics }));
+    this.model = new HealthModel(this.store, () => this.sources.lines());
     const logger = opts.logging.component("checks");
     this.engine = new CheckEngine(this.store, { logger, sources: this.sources }, this.metrics.handles);
     for (const spec of config.checks) this.engine.add(spec);

@@ -5,6 +5,15 @@ export interface HealthItem {
   ok: boolean;
   /** Why it fails; empty when ok. */
   reason: string;
+  /** Shown for information only (sources); never decides the verdict. */
+  informational?: boolean;
+}
+
+/** A source's state as readiness lists it. */
+export interface SourceLine {
+  name: string;
+  up: boolean;
+  error?: string;
 }
 
 export interface HealthReport {
@@ -32,7 +41,10 @@ export function liveness(): HealthReport {
  * Readiness: the process is not shutting down and every critical check passes. Non-critical checks are listed
  * for information with ?verbose but never fail it.
  */
-export function readiness(store: CheckStore, opts: { shuttingDown: boolean; exclude?: ReadonlySet<string> }): HealthReport {
+export function readiness(
+  store: CheckStore,
+  opts: { shuttingDown: boolean; exclude?: ReadonlySet<string>; sources?: readonly SourceLine[] },
+): HealthReport {
   const items: HealthItem[] = [
     { name: "shutdown", ok: !opts.shuttingDown, reason: opts.shuttingDown ? "process is shutting down" : "" },
   ];
@@ -41,8 +53,13 @@ export function readiness(store: CheckStore, opts: { shuttingDown: boolean; excl
     const ok = view.status === "pass";
     items.push({ name: view.spec.name, ok, reason: ok ? "" : describeFailure(view) });
   }
+  for (const source of opts.sources ?? []) {
+    const name = `source/${source.name}`;
+    if (opts.exclude?.has(name)) continue;
+    items.push({ name, ok: source.up, reason: source.up ? "" : `${source.error ?? "no successful poll yet"} (not critical)`, informational: true });
+  }
   const filtered = opts.exclude?.has("shutdown") ? items.filter((i) => i.name !== "shutdown") : items;
-  return { ok: filtered.every((i) => i.ok), items: filtered };
+  return { ok: filtered.every((i) => i.ok || i.informational), items: filtered };
 }
 
 /** The kube-apiserver ?verbose body: one line per item, then the verdict. */

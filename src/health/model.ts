@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { CheckStore, CheckView } from "../state/checks.ts";
-import { readiness, type HealthReport } from "./aggregate.ts";
+import { readiness, type HealthReport, type SourceLine } from "./aggregate.ts";
 
 /**
  * What the health endpoints and the gRPC health service read: the check store plus whether the process is
@@ -9,7 +9,10 @@ import { readiness, type HealthReport } from "./aggregate.ts";
 export class HealthModel extends EventEmitter<{ change: [] }> {
   #shuttingDown = false;
 
-  constructor(readonly store: CheckStore) {
+  constructor(
+    readonly store: CheckStore,
+    private readonly sources: () => readonly SourceLine[] = () => [],
+  ) {
     super();
     this.setMaxListeners(0); // one listener per open gRPC Watch stream
     store.on("change", () => this.emit("change"));
@@ -26,7 +29,7 @@ export class HealthModel extends EventEmitter<{ change: [] }> {
   }
 
   readiness(exclude?: ReadonlySet<string>): HealthReport {
-    return readiness(this.store, { shuttingDown: this.#shuttingDown, ...(exclude && { exclude }) });
+    return readiness(this.store, { shuttingDown: this.#shuttingDown, sources: this.sources(), ...(exclude && { exclude }) });
   }
 
   check(name: string): CheckView | undefined {

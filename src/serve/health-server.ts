@@ -45,8 +45,9 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
       const names = excluded(c);
       return answer(c, "readyz", model.readiness(new Set(names)), names);
     });
-    app.get(`${path}/:check`, (c) => {
-      const name = c.req.param("check");
+    app.get(`${path}/*`, (c) => {
+      // Everything after the prefix, so "source/talos" works as a name too.
+      const name = decodeURIComponent(c.req.path.slice(path.length + 1));
       const item = model.readiness().items.find((i) => i.name === name);
       const view = model.check(name);
       if (!item && !view) return c.json({ error: `no check named "${name}"`, checks: model.store.views().map((v) => v.spec.name) }, 404);

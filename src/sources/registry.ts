@@ -43,6 +43,14 @@ export class SourceRegistry implements SourceStatusReader {
     return undefined;
   }
 
+  /** Each source's up/down state, for /readyz?verbose. */
+  lines(): { name: string; up: boolean; error?: string }[] {
+    return [...this.#sources.values()].map((s) => {
+      const st = s.status();
+      return { name: s.name, up: st.up, ...(st.error !== undefined && { error: st.error }) };
+    });
+  }
+
   debug(): Record<string, unknown>[] {
     return [...this.#sources.values()].map((s) => s.debug());
   }

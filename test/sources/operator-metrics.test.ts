@@ -131,3 +131,24 @@ describe("exposition reader", () => {
     expect(renderFamilies(parsed.families, {}, true)).toContain('a_total{x="1\\n2"} 5 1700000000');
   });
 });
+
+describe("sources in readiness", () => {
+  it("lists each source in /readyz?verbose without letting it decide readiness", async () => {
+    operator = await httpServer((_req, res) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    rt = await startRuntime({ sources: { operatorMetrics: { url: operator.url, interval: "100ms", timeout: "80ms" } } });
+    await eventually(() => rt.runtime.sources.sourceStatus("operator-metrics")?.error);
+    const verbose = await get(`${rt.healthUrl}/readyz?verbose`);
+    expect(verbose.status).toBe(200);
+    expect(verbose.body).toMatch(/^\[-\]source\/operator-metrics failed: .*answered 500 \(not critical\)$/m);
+    expect(verbose.body).toMatch(/readyz check passed\n$/);
+    const one = await get(`${rt.healthUrl}/readyz/source/operator-metrics`);
+    expect(one.status).toBe(503);
+    const excluded = await get(`${rt.healthUrl}/readyz?verbose&exclude=source/operator-metrics`);
+    expect(excluded.body).not.toMatch(/^\[-\]source/m);
+    const debug = JSON.parse((await get(`${rt.healthUrl}/debug/status`)).body);
+    expect(debug.sources[0]).toMatchObject({ name: "operator-metrics", up: false, reason: "other" });
+  });
+});
