@@ -13,7 +13,8 @@ export function renderMetricsReference(catalogue: readonly MetricDef[] = CATALOG
   for (const group of groups) {
     lines.push("", `## ${group[0]?.toUpperCase()}${group.slice(1)}`, "", "| name | type | labels | help |", "|---|---|---|---|");
     for (const m of catalogue.filter((x) => x.group === group)) {
-      lines.push(`| \`${m.name}\` | ${m.type} | ${m.labels.map((l) => `\`${l}\``).join(", ") || "—"} | ${m.help} |`);
+      const note = m.lintException ? ` (Named *_total though a gauge: ${m.lintException}.)` : "";
+      lines.push(`| \`${m.name}\` | ${m.type} | ${m.labels.map((l) => `\`${l}\``).join(", ") || "—"} | ${m.help}${note} |`);
     }
   }
   return `${lines.join("\n")}\n`;

@@ -42,6 +42,11 @@ export class MetricRegistry {
     this.handles = handles as MetricHandles;
     if (options.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.text });
+      // Gauges named *_total break the exposition lint, and nodejs_active_{handles,requests,resources}{type}
+      // already carry the same counts.
+      for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
+        this.text.removeSingleMetric(name);
+      }
       // getMetricsAsArray() returns the metric objects themselves, whatever its declared type says.
       for (const metric of this.text.getMetricsAsArray() as unknown as (Metric<string> & { name: string })[]) {
         if (!this.openMetrics.getSingleMetric(metric.name)) this.openMetrics.registerMetric(metric);
