@@ -1,0 +1,168 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { Agent, request } from "undici";
+import { readTlsMaterial } from "../../checks/tls-files.ts";
+import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
+import { errorMessage } from "../../log.ts";
+import { RetryAfterError } from "../health.ts";
+import type { TailscaleSourceConfig } from "../config.ts";
+
+/** Error bodies are only read for their message; anything past this is dropped. */
+const ERROR_BODY_BYTES = 4 * 1024;
+/** An upstream's Retry-After is honoured up to this; a larger value would silence the source for too long. */
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The body as text: complete for 2xx, truncated to a few KiB otherwise. */
+  text: string;
+}
+
+export interface SendOptions {
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+  /** A 2xx body longer than this fails the call with reason decode, and is not read further. */
+  maxBodyBytes: number;
+  /** Names the call in error messages, e.g. "GET https://api.tailscale.com/api/v2/tailnet/-/devices". */
+  what: string;
+}
+
+type Body = AsyncIterable<Buffer> & { destroy(err?: Error): unknown; dump(): Promise<void> };
+
+function tooLarge(what: string, cap: number): UpstreamError {
+  return new UpstreamError(
+    `${what}: response body is larger than ${cap} bytes; raise sources.tailscale.maxBodyBytes if the tailnet is that big`,
+    "decode",
+  );
+}
+
+/** Reads the body up to `cap` bytes: beyond it, either fails (and stops reading) or keeps the start. */
+async function readCapped(body: Body, cap: number, onOverflow: "fail" | "truncate", what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size + chunk.length > cap) {
+      body.destroy();
+      if (onOverflow === "fail") throw tooLarge(what, cap);
+      chunks.push(chunk.subarray(0, cap - size));
+      break;
+    }
+    size += chunk.length;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Retry-After as milliseconds from `now`: delta-seconds or an HTTP date. Undefined when absent or unreadable,
+ * which leaves the poller to its own backoff.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return undefined;
+  let ms: number;
+  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
+  else {
+    const at = Date.parse(v);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
+}
+
+/** The `message` an API error body carries, shortened and on one line; never the whole body. */
+export function upstreamMessage(text: string): string | undefined {
+  let message: unknown;
+  try {
+    message = (JSON.parse(text) as { message?: unknown }).message;
+  } catch {
+    return undefined;
+  }
+  if (typeof message !== "string" || message.trim() === "") return undefined;
+  const oneLine = message.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+  return oneLine.length > 200 ? `${oneLine.slice(0, 200)}…` : oneLine;
+}
+
+/**
+ * The error for a non-2xx answer, with the API's own message and a hint for the statuses a user can fix.
+ * 429 becomes a RetryAfterError so the poller waits as long as the API asked.
+ */
+export function errorForStatus(res: HttpResponse, what: string, hint: string | undefined, now: number): UpstreamError {
+  const reason = reasonForStatus(res.status) ?? "other";
+  const said = upstreamMessage(res.text);
+  const base = `${what} answered ${res.status}${said ? ` (${said})` : ""}`;
+  if (reason === "rate_limited") {
+    const retryAfterMs = parseRetryAfter(res.headers["retry-after"], now);
+    const wait = retryAfterMs === undefined ? "no Retry-After given, backing off" : `retrying in ${Math.ceil(retryAfterMs / 1000)}s`;
+    return new RetryAfterError(`${base}: rate limited by the Tailscale API, ${wait}`, retryAfterMs);
+  }
+  return new UpstreamError(hint ? `${base}: ${hint}` : base, reason);
+}
+
+/**
+ * HTTP to the Tailscale API over one keep-alive pool: every call is bound to the poll's AbortSignal and reads
+ * at most a capped body.
+ */
+export class HttpTransport {
+  #agent: Agent | undefined;
+
+  constructor(
+    private readonly tls: TailscaleSourceConfig["tls"],
+    private readonly timeoutMs: number,
+  ) {}
+
+  async #dispatcher(): Promise<Agent> {
+    if (this.#agent) return this.#agent;
+    const material = await readTlsMaterial(this.tls);
+    this.#agent = new Agent({
+      connect: {
+        ...material,
+        ...(this.tls?.serverName !== undefined && { servername: this.tls.serverName }),
+        rejectUnauthorized: !(this.tls?.insecureSkipVerify ?? false),
+        timeout: this.timeoutMs,
+      },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      // One origin, polls never overlap: a token call and a devices call at most, plus one cut-off straggler.
+      connections: 2,
+    });
+    return this.#agent;
+  }
+
+  async send(url: string, opts: SendOptions): Promise<HttpResponse> {
+    const dispatcher = await this.#dispatcher();
+    try {
+      const res = await request(url, {
+        method: opts.method,
+        headers: { "user-agent": "sidecar-exporter", accept: "application/json", ...opts.headers },
+        ...(opts.body !== undefined && { body: opts.body }),
+        dispatcher,
+        signal: opts.signal,
+      });
+      const body = res.body as unknown as Body;
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      if (ok) {
+        const declared = Number(res.headers["content-length"]);
+        if (Number.isFinite(declared) && declared > opts.maxBodyBytes) {
+          body.destroy();
+          throw tooLarge(opts.what, opts.maxBodyBytes);
+        }
+      }
+      const text = await readCapped(body, ok ? opts.maxBodyBytes : ERROR_BODY_BYTES, ok ? "fail" : "truncate", opts.what);
+      return { status: res.statusCode, headers: res.headers, text };
+    } catch (err) {
+      // The poll's deadline speaks for itself; the poller reports it as a timeout.
+      if (opts.signal.aborted) throw opts.signal.reason ?? err;
+      if (err instanceof UpstreamError) throw err;
+      throw new UpstreamError(`${opts.what} failed: ${errorMessage(err)}`, classifyError(err), { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    const agent = this.#agent;
+    this.#agent = undefined;
+    await agent?.destroy();
+  }
+}
