@@ -54,3 +54,17 @@ export const hostPort = () =>
   z.string().refine((a) => /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(a) && Number(a.slice(a.lastIndexOf(":") + 1)) <= 65_535, {
     error: (iss) => `${show(iss.input)} is not an address, use host:port such as "localhost:5005"`,
   });
+
+/** A regular expression, checked to compile so a bad pattern is a config error, not a crash later. */
+export const regex = () =>
+  z.string().refine(
+    (re) => {
+      try {
+        new RegExp(re);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: (iss) => `${show(iss.input)} is not a valid regular expression` },
+  );

@@ -1,3 +1,4 @@
+import { createBackupsSource } from "./backups/index.ts";
 import type { ResolvedSources } from "./config.ts";
 import { createOperatorMetricsSource } from "./operator-metrics/source.ts";
 import { createTailscaleSource } from "./tailscale/source.ts";
@@ -9,6 +10,7 @@ export function buildSources(config: ResolvedSources, ctx: SourceContext): Sourc
   const sources: Source[] = [];
   if (config.talos) sources.push(createTalosSource(config.talos, ctx));
   if (config.tailscale) sources.push(createTailscaleSource(config.tailscale, ctx));
+  if (config.backups) sources.push(createBackupsSource(config.backups, ctx));
   if (config.operatorMetrics) sources.push(createOperatorMetricsSource(config.operatorMetrics, ctx));
   return sources;
 }
