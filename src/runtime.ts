@@ -53,9 +53,18 @@ export class Runtime {
       throw err;
     }
     runtime.sources.start();
-    runtime.engine.start();
     runtime.store.startSweeping();
+    // Checks that read sources would fail their first run if it came before the sources' first poll; the
+    // servers already answer meanwhile, with readiness pending.
+    void runtime.sources.firstResults(runtime.#longestSourceTimeoutMs()).then(() => {
+      if (!runtime.model.shuttingDown) runtime.engine.start();
+    });
     return runtime;
+  }
+
+  #longestSourceTimeoutMs(): number {
+    const timeouts = Object.values(this.config.sources).map((s: { timeoutMs: number }) => s.timeoutMs);
+    return Math.max(0, ...timeouts) + 1_000;
   }
 
   /** host:port of each server that is running. */

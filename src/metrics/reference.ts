@@ -13,7 +13,7 @@ export function renderMetricsReference(catalogue: readonly MetricDef[] = CATALOG
   for (const group of groups) {
     lines.push("", `## ${group[0]?.toUpperCase()}${group.slice(1)}`, "", "| name | type | labels | help |", "|---|---|---|---|");
     for (const m of catalogue.filter((x) => x.group === group)) {
-      const note = m.lintException ? ` (Named *_total though a gauge: ${m.lintException}.)` : "";
+      const note = m.lintException ? ` (Name kept despite the exposition lint: ${m.lintException}.)` : "";
       lines.push(`| \`${m.name}\` | ${m.type} | ${m.labels.map((l) => `\`${l}\``).join(", ") || "—"} | ${m.help}${note} |`);
     }
   }

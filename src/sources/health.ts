@@ -1,4 +1,4 @@
-import { classifyError, type FailureReason, UpstreamError } from "../errors.ts";
+import { classifyError, FAILURE_REASONS, type FailureReason, UpstreamError } from "../errors.ts";
 import { errorMessage, type Logger } from "../log.ts";
 import type { MetricHandles } from "../metrics/registry.ts";
 import type { PollOutcome, SourceStatus } from "./types.ts";
@@ -15,6 +15,9 @@ export class SourceHealth {
   #reason: FailureReason | undefined;
   #outcome: PollOutcome = {};
   #consecutiveFailures = 0;
+  #settle: () => void = () => undefined;
+  /** Resolves once the source has finished its first poll (or list), whether it worked or not. */
+  readonly firstResult = new Promise<void>((resolve) => (this.#settle = resolve));
 
   constructor(
     readonly name: string,
@@ -22,6 +25,8 @@ export class SourceHealth {
     private readonly logger: Logger,
   ) {
     metrics.sourceUp.set({ source: name }, 0);
+    // Every reason starts at 0, so rate() works from the first error and "no errors" is a value, not an absence.
+    for (const reason of FAILURE_REASONS) metrics.sourceErrors.inc({ source: name, reason }, 0);
   }
 
   success(durationMs: number, outcome: PollOutcome = {}): void {
@@ -35,6 +40,7 @@ export class SourceHealth {
     this.metrics.sourceLastSuccess.set({ source: this.name }, this.#lastSuccessAt / 1000);
     this.metrics.sourcePollDuration.observe({ source: this.name }, durationMs / 1000);
     if (!wasUp) this.logger.info({ source: this.name, detail: outcome.detail }, "source up");
+    this.#settle();
   }
 
   failure(err: unknown, durationMs: number): FailureReason {
@@ -51,6 +57,7 @@ export class SourceHealth {
     const fields = { source: this.name, reason, err: this.#error, failures: this.#consecutiveFailures };
     if (wasUp || this.#consecutiveFailures === 1) this.logger.warn(fields, "source down");
     else this.logger.debug(fields, "source still down");
+    this.#settle();
     return reason;
   }
 

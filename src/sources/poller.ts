@@ -53,6 +53,10 @@ export class PolledSource implements Source {
     await this.driver.close().catch((err: unknown) => this.logger.debug({ err, source: this.name }, "source close failed"));
   }
 
+  get firstResult(): Promise<void> {
+    return this.#health.firstResult;
+  }
+
   async refresh(): Promise<void> {
     await this.pollOnce();
   }

@@ -30,6 +30,14 @@ export class SourceRegistry implements SourceStatusReader {
     for (const s of this.#sources.values()) s.start();
   }
 
+  /** Resolves when every source has finished its first poll, or after `maxWaitMs`, whichever is first. */
+  async firstResults(maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)));
+    await Promise.race([Promise.all([...this.#sources.values()].map((s) => s.firstResult)), deadline]);
+    clearTimeout(timer);
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.#sources.values()].map((s) => s.stop()));
   }

@@ -37,6 +37,8 @@ export interface Source {
   stop(): Promise<void>;
   /** Brings the state up to date once, now (one poll, or one list); used by `sidecar-exporter check`. */
   refresh(): Promise<void>;
+  /** Resolves once the first poll (or list) after start has finished, successful or not. */
+  readonly firstResult: Promise<void>;
   status(): SourceStatus;
   /** For /debug/status; never contains credentials. */
   debug(): Record<string, unknown>;

@@ -18,6 +18,7 @@ describe("metric catalogue", () => {
       for (const l of m.labels) expect(l).toMatch(/^[a-z_][a-z0-9_]*$/);
       if (m.type === "counter") expect(m.name).toMatch(/_total$/);
       if (m.type !== "counter" && m.name.endsWith("_total")) expect(m.lintException, `${m.name} is a ${m.type} named *_total`).toBeTruthy();
+      if (m.type !== "histogram" && m.name.endsWith("_count")) expect(m.lintException, `${m.name} is a ${m.type} named *_count`).toBeTruthy();
       if (m.unit) expect(m.name.endsWith(`_${m.unit}`), m.name).toBe(true);
       if (m.type === "histogram") expect(m.buckets?.length).toBeGreaterThan(0);
     }

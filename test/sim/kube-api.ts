@@ -405,7 +405,8 @@ class Store {
     if (res.namespaced) meta.namespace = meta.namespace || "default";
     else delete meta.namespace;
     meta.uid = existing?.metadata.uid ?? randomUUID();
-    meta.creationTimestamp = existing?.metadata.creationTimestamp ?? nowTimestamp();
+    // A test fixture may backdate a new object (the real server would stamp "now"), to model objects with history.
+    meta.creationTimestamp = existing?.metadata.creationTimestamp ?? input.metadata.creationTimestamp ?? nowTimestamp();
     const specChanged = !existing || JSON.stringify(existing.spec) !== JSON.stringify(input.spec);
     const prevGen = existing?.metadata.generation ?? 0;
     meta.generation = specChanged ? prevGen + 1 : prevGen;

@@ -181,7 +181,7 @@ describe("tailscale source: OAuth client credentials", () => {
     expect((await source.pollOnce())?.ok).toBe(true);
     expect(sim.counters.unauthorized).toBe(1);
     expect(sim.counters.tokenIssues).toBe(2);
-    expect(await errorsFor(metrics, "unauthorized")).toBeUndefined();
+    expect(await errorsFor(metrics, "unauthorized")).toBe(0);
   });
 
   it("does not loop when a freshly fetched token is refused too", async () => {

@@ -349,7 +349,8 @@ describe("talos source: failures", () => {
       expect(rows(after, family)).toEqual(rows(before, family));
     }
     expect(rows(after, "talos_node_info")).toHaveLength(5);
-    const reasons = rows(after, "sidecar_source_errors_total").filter((r) => r.labels.source === "talos");
+    // Every reason is exported from the start at 0; the failure shows as the one that counted.
+    const reasons = rows(after, "sidecar_source_errors_total").filter((r) => r.labels.source === "talos" && r.value > 0);
     return { elapsed, reasons: reasons.map((r) => r.labels.reason), error: h.source.status().error ?? "", text: after };
   }
 

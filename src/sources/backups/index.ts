@@ -26,6 +26,10 @@ export class BackupsSource implements Source {
     return this.#polled.stop();
   }
 
+  get firstResult(): Promise<void> {
+    return this.#polled.firstResult;
+  }
+
   refresh(): Promise<void> {
     return this.#polled.refresh();
   }

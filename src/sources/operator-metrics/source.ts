@@ -55,6 +55,7 @@ class OperatorMetricsDriver implements PollDriver {
     private readonly logger: Logger,
   ) {
     registry.addTextProvider((om) => (om ? this.#openMetrics : this.#text));
+    for (const reason of ["name_clash", "invalid"]) registry.handles.passthroughDropped.inc({ reason }, 0);
   }
 
   async #dispatcher(): Promise<Agent> {

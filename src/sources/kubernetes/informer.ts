@@ -1,0 +1,280 @@
+import { classifyError, type FailureReason } from "../../errors.ts";
+import { errorMessage, type Logger } from "../../log.ts";
+import { RetryAfterError } from "../health.ts";
+import { ExpiredError, type KubeClient, type ResourceRef, type WatchEvent } from "./client.ts";
+import { asObject, asString, type Json, metaOf, type ObjectMeta } from "./objects.ts";
+
+export type InformerState = "pending" | "synced" | "failed";
+
+export interface InformerOutcome {
+  ok: boolean;
+  phase: "list" | "watch";
+  durationMs: number;
+  error?: unknown;
+}
+
+export interface InformerTiming {
+  /** timeoutSeconds of each watch request; the server ends the stream then and the informer re-watches. */
+  watchTimeoutSeconds: number;
+  pageSize: number;
+  /** First retry delay after a failure; doubles per consecutive failure up to backoffMaxMs, with jitter. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** A missing CRD is retried this slowly: it is usually installed later, not seconds later. */
+  notFoundRetryMs: number;
+  /** A watch that ends this quickly with nothing delivered is re-opened only after this long. */
+  minWatchMs: number;
+}
+
+export interface InformerOptions<T> {
+  client: KubeClient;
+  ref: ResourceRef;
+  kind: string;
+  /** undefined: every namespace (or a cluster-scoped kind). */
+  namespace: string | undefined;
+  project(obj: Json, meta: ObjectMeta): T;
+  /** The store changed. Called synchronously; must not throw. */
+  onChange(): void;
+  /** An object left the store (deleted, or gone at a re-list). */
+  onRemoved(view: T): void;
+  /** A list or watch attempt succeeded or failed. Must not throw. */
+  onOutcome(outcome: InformerOutcome): void;
+  logger: Logger;
+  timing: InformerTiming;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; leaves no timer behind either way. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Exponential backoff with jitter, stretched for a missing CRD and never shorter than a Retry-After. */
+export function retryDelayMs(err: unknown, failures: number, timing: InformerTiming, random: () => number = Math.random): number {
+  const exp = Math.min(timing.backoffMaxMs, timing.backoffBaseMs * 2 ** Math.max(0, failures - 1));
+  let delay = exp / 2 + (random() * exp) / 2;
+  if (classifyError(err) === "not_found") delay = Math.max(delay, timing.notFoundRetryMs);
+  if (err instanceof RetryAfterError && err.retryAfterMs !== undefined) delay = Math.max(delay, err.retryAfterMs);
+  return delay;
+}
+
+/**
+ * Keeps an up-to-date store of one kind in one namespace scope: lists it, then watches from the list's
+ * resourceVersion. A watch that the server ends is re-opened from the last version seen (BOOKMARKs move it);
+ * a 410 Expired answer or event forces a fresh list; other errors back off and retry the step that failed.
+ * A re-list upserts every listed object before removing vanished ones, so a reader never sees a half-empty store.
+ */
+export class Informer<T> {
+  readonly store = new Map<string, T>();
+  #state: InformerState = "pending";
+  #error: string | undefined;
+  #reason: FailureReason | undefined;
+  #failures = 0;
+  #resourceVersion: string | undefined;
+  #listedAt: number | undefined;
+  #watching = false;
+  #controller: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  readonly #log: Logger;
+
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.#log = opts.logger.child({ kind: opts.kind, ...(opts.namespace !== undefined && { namespace: opts.namespace }) });
+  }
+
+  get kind(): string {
+    return this.opts.kind;
+  }
+
+  get namespace(): string | undefined {
+    return this.opts.namespace;
+  }
+
+  get state(): InformerState {
+    return this.#state;
+  }
+
+  /** True once a list has succeeded: the store then reflects the server, if perhaps not the latest of it. */
+  get listed(): boolean {
+    return this.#listedAt !== undefined;
+  }
+
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  get reason(): FailureReason | undefined {
+    return this.#reason;
+  }
+
+  get running(): boolean {
+    return this.#loop !== undefined;
+  }
+
+  start(): void {
+    if (this.#loop) return;
+    const controller = new AbortController();
+    this.#controller = controller;
+    this.#loop = this.#run(controller.signal).catch((err: unknown) => {
+      // #run handles its own errors; reaching here is a defect, reported rather than left unhandled.
+      this.#log.error({ err: errorMessage(err) }, "informer stopped unexpectedly");
+    });
+  }
+
+  /** Aborts the request in flight and any pending retry, and waits until nothing of it is left running. */
+  async stop(): Promise<void> {
+    this.#controller?.abort();
+    await this.#loop;
+    this.#loop = undefined;
+    this.#controller = undefined;
+  }
+
+  /** One list now, outside the watch loop (for a one-off refresh). Failures are recorded, not thrown. */
+  async listOnce(signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.#list(signal);
+    } catch (err) {
+      if (!signal.aborted) this.#failed(err, performance.now() - started, "list");
+    }
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    let needList = true;
+    let expiredInRow = 0;
+    while (!signal.aborted) {
+      let phase: "list" | "watch" = needList ? "list" : "watch";
+      const started = performance.now();
+      try {
+        if (needList) {
+          await this.#list(signal);
+          needList = false;
+          phase = "watch";
+        }
+        const opened = Date.now();
+        let events = 0;
+        await this.#watch(signal, () => events++);
+        expiredInRow = 0;
+        // The server ended the stream (its timeout, or a restart): resume from the last version seen, but not in
+        // a tight loop if it keeps ending streams at once.
+        if (events === 0 && Date.now() - opened < this.opts.timing.minWatchMs) await sleep(this.opts.timing.minWatchMs, signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof ExpiredError && phase === "watch") {
+          this.#log.debug({ err: errorMessage(err) }, "watch expired, listing again");
+          needList = true;
+          expiredInRow++;
+          if (expiredInRow > 1) await sleep(retryDelayMs(err, expiredInRow - 1, this.opts.timing), signal);
+          continue;
+        }
+        this.#failed(err, phase === "list" ? performance.now() - started : 0, phase);
+        await sleep(retryDelayMs(err, this.#failures, this.opts.timing), signal);
+      }
+    }
+  }
+
+  async #list(signal: AbortSignal): Promise<void> {
+    const started = performance.now();
+    const { items, resourceVersion } = await this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal);
+    const next = new Map<string, T>();
+    for (const obj of items) {
+      const meta = metaOf(obj);
+      if (meta) next.set(meta.key, this.opts.project(obj, meta));
+    }
+    for (const [key, view] of next) this.store.set(key, view);
+    for (const [key, view] of [...this.store]) {
+      if (next.has(key)) continue;
+      this.store.delete(key);
+      this.opts.onRemoved(view);
+    }
+    this.#resourceVersion = resourceVersion;
+    this.#listedAt = Date.now();
+    this.opts.onChange();
+    this.#succeeded(performance.now() - started, "list");
+  }
+
+  async #watch(signal: AbortSignal, counted: () => void): Promise<void> {
+    try {
+      await this.opts.client.watch(
+        this.opts.ref,
+        this.opts.namespace,
+        { resourceVersion: this.#resourceVersion ?? "", timeoutSeconds: this.opts.timing.watchTimeoutSeconds },
+        signal,
+        {
+          onOpen: () => {
+            this.#watching = true;
+            if (this.#state !== "synced") this.#succeeded(0, "watch");
+          },
+          onEvent: (ev) => {
+            counted();
+            this.#apply(ev);
+          },
+        },
+      );
+    } finally {
+      this.#watching = false;
+    }
+  }
+
+  #apply(ev: WatchEvent): void {
+    if (ev.type === "BOOKMARK") {
+      const rv = asString(asObject(ev.object.metadata)?.resourceVersion);
+      if (rv !== undefined) this.#resourceVersion = rv;
+      return;
+    }
+    const meta = metaOf(ev.object);
+    // An event without a name cannot be stored; it moves nothing forward either.
+    if (!meta) return;
+    if (ev.type === "DELETED") {
+      const old = this.store.get(meta.key);
+      this.store.delete(meta.key);
+      if (old !== undefined) this.opts.onRemoved(old);
+    } else {
+      this.store.set(meta.key, this.opts.project(ev.object, meta));
+    }
+    if (meta.resourceVersion !== undefined) this.#resourceVersion = meta.resourceVersion;
+    this.opts.onChange();
+  }
+
+  #succeeded(durationMs: number, phase: "list" | "watch"): void {
+    if (this.#state === "failed") this.#log.info({ phase }, "kind recovered");
+    this.#state = "synced";
+    this.#error = this.#reason = undefined;
+    this.#failures = 0;
+    this.opts.onOutcome({ ok: true, phase, durationMs });
+  }
+
+  #failed(err: unknown, durationMs: number, phase: "list" | "watch"): void {
+    this.#failures++;
+    const wasFailing = this.#state === "failed";
+    this.#state = "failed";
+    this.#error = errorMessage(err);
+    this.#reason = classifyError(err);
+    const fields = { phase, reason: this.#reason, err: this.#error, failures: this.#failures };
+    if (wasFailing) this.#log.debug(fields, "kind still failing");
+    else this.#log.warn(fields, "kind failing");
+    this.opts.onOutcome({ ok: false, phase, durationMs, error: err });
+  }
+
+  debug(): Record<string, unknown> {
+    return {
+      kind: this.opts.kind,
+      namespace: this.opts.namespace ?? null,
+      state: this.#state,
+      objects: this.store.size,
+      resourceVersion: this.#resourceVersion ?? null,
+      watching: this.#watching,
+      listedAt: this.#listedAt ? new Date(this.#listedAt).toISOString() : null,
+      error: this.#error ?? null,
+      reason: this.#reason ?? null,
+      consecutiveFailures: this.#failures,
+    };
+  }
+}
