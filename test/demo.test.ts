@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDemoEnvironment, type DemoEnvironment } from "../scripts/demo.ts";
 import { CATALOGUE } from "../src/metrics/catalogue.ts";
@@ -70,6 +72,23 @@ describe("demo", () => {
     await eventually(async () => (await get(`${healthUrl}/readyz`)).status === 200, 10_000);
     const verbose = await get(`${healthUrl}/readyz?verbose`);
     for (const s of ["talos", "kubernetes", "tailscale", "backups", "operator-metrics"]) expect(verbose.body).toContain(`[+]source/${s} ok`);
+  });
+
+  it("never shows a credential: logs, /debug/status, check bodies and /metrics", async () => {
+    const config = parse(readFileSync(demo.configFile, "utf8")) as { sources: { talos: { talosconfig: string } } };
+    const talosconfig = parse(readFileSync(config.sources.talos.talosconfig, "utf8")) as { contexts: Record<string, { key: string }> };
+    const talosKey = Object.values(talosconfig.contexts)[0]?.key ?? "";
+    const planted = [demo.env.DEMO_TAILSCALE_API_KEY ?? "", talosKey, Buffer.from(talosKey, "base64").toString("utf8").split("\n")[1] ?? ""];
+    expect(planted.every((p) => p.length > 20)).toBe(true);
+    const seen = [
+      run.stdout(),
+      run.stderr(),
+      (await get(`${healthUrl}/debug/status`)).body,
+      (await get(`${healthUrl}/health/tailscale`)).body,
+      (await get(`${healthUrl}/readyz?verbose`)).body,
+      (await get(metricsUrl)).body,
+    ].join("\n");
+    for (const secret of planted) expect(seen).not.toContain(secret);
   });
 
   it("passes promtool check metrics, apart from the catalogue's declared seed names", async () => {

@@ -117,6 +117,9 @@ export class CheckEngine {
     this.store.register(spec);
     this.#runners.set(spec.name, new CheckRunner(spec, this.proberFor(spec, this.ctx), this.store, this.metrics, this.ctx.logger));
     this.metrics?.healthCheckInfo.set({ check: spec.name, type: spec.type, critical: String(spec.critical) }, 1);
+    // Counters start at 0 so that "never failed" is a value and rate() sees the first failure.
+    this.metrics?.healthCheckSuccess.inc({ check: spec.name }, 0);
+    this.metrics?.healthCheckFailure.inc({ check: spec.name }, 0);
   }
 
   start(): void {
