@@ -3,26 +3,12 @@ import { Agent, request } from "undici";
 import type { HttpCheckSpec } from "../config/types.ts";
 import { UpstreamError, reasonForStatus } from "../errors.ts";
 import { Secret } from "../secret.ts";
+import { readCapped } from "../http/body.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
 function statusAccepted(spec: HttpCheckSpec, status: number): boolean {
   return spec.expectedStatus.some(([lo, hi]) => status >= lo && status <= hi);
-}
-
-/** Reads at most `cap` bytes of the body; a longer body fails the check rather than filling memory. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > cap) {
-      body.destroy();
-      throw new UpstreamError(`response body is larger than ${cap} bytes`, "decode");
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** HTTP(S) request; passes when the status is in the expected set and the body matches, if a pattern is given. */
@@ -81,7 +67,7 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
         return { ok: false, message: `unexpected status ${res.statusCode}`, reason: sharper === undefined || sharper === "other" ? "unhealthy" : sharper };
       }
       if (bodyPattern) {
-        const text = await readCapped(res.body, spec.maxBodyBytes);
+        const text = await readCapped(res.body, spec.maxBodyBytes, spec.url);
         if (!bodyPattern.test(text)) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
       } else {
         await res.body.dump();

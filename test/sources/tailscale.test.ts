@@ -4,7 +4,7 @@ import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { nextDelayMs } from "../../src/sources/poller.ts";
 import { SourceRegistry } from "../../src/sources/registry.ts";
-import { parseRetryAfter } from "../../src/sources/tailscale/http.ts";
+import { parseRetryAfter } from "../../src/http/retry-after.ts";
 import { createTailscaleSource } from "../../src/sources/tailscale/source.ts";
 import { CheckStore } from "../../src/state/checks.ts";
 import { configFrom, eventually, httpServer, LogCapture } from "../helpers.ts";

@@ -5,7 +5,8 @@ import { classifyError, type FailureReason, reasonForStatus, UpstreamError } fro
 import { errorMessage } from "../../log.ts";
 import { RetryAfterError } from "../health.ts";
 import type { BackupTargetConfig } from "../config.ts";
-import { readCappedText, readHead, readTextUpTo } from "./http-body.ts";
+import { readCapped, readHead } from "../../http/body.ts";
+import { parseRetryAfter } from "../../http/retry-after.ts";
 import { type S3Credentials, signS3Request } from "./sigv4.ts";
 import { type BackupLister, type BackupObject, MAX_OBJECTS } from "./types.ts";
 import { childrenNamed, childText, parseXml } from "./xml.ts";
@@ -66,14 +67,6 @@ export function parseListPage(xml: string): ListPage {
   return { objects, truncated: truncatedText === "true", nextToken: childText(root, "NextContinuationToken") || undefined };
 }
 
-/** Seconds or an HTTP date; undefined when absent or unreadable. */
-function parseRetryAfter(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === "") return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-}
 
 function reasonFor(status: number, code: string | undefined): FailureReason {
   if (code === "SlowDown" || status === 429) return "rate_limited";
@@ -174,7 +167,7 @@ export class S3Lister implements BackupLister {
       if (res.statusCode !== 200) throw await this.#failure("ListObjectsV2", res);
       let parsed: ListPage;
       try {
-        parsed = parseListPage(await readCappedText(res.body, MAX_LIST_BODY_BYTES, `${this.#where}: ListObjectsV2`));
+        parsed = parseListPage(await readCapped(res.body, MAX_LIST_BODY_BYTES, `${this.#where}: ListObjectsV2`));
       } catch (err) {
         if (err instanceof UpstreamError && err.message.startsWith(this.#where)) throw err;
         throw new UpstreamError(`${this.#where}: ListObjectsV2 answer unreadable: ${errorMessage(err)}`, classifyError(err) === "other" ? "decode" : classifyError(err), { cause: err });
@@ -269,7 +262,7 @@ export class S3Lister implements BackupLister {
     let code: string | undefined;
     let message: string | undefined;
     try {
-      const root = parseXml(await readTextUpTo(res.body, MAX_ERROR_BODY_BYTES));
+      const root = parseXml(await readCapped(res.body, MAX_ERROR_BODY_BYTES, this.#where, { truncate: true }));
       if (root.name === "Error") {
         code = childText(root, "Code") || undefined;
         message = childText(root, "Message") || undefined;

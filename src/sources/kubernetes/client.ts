@@ -1,6 +1,8 @@
 import { Agent, request } from "undici";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
+import { readCapped } from "../../http/body.ts";
+import { parseRetryAfter } from "../../http/retry-after.ts";
 import { RetryAfterError } from "../health.ts";
 import type { KubeConnection } from "./kubeconfig.ts";
 import { asArray, asObject, asString, type Json } from "./objects.ts";
@@ -44,8 +46,6 @@ export class ExpiredError extends UpstreamError {
 
 /** Error bodies are only read for their Status message. */
 const ERROR_BODY_BYTES = 16 * 1024;
-/** Retry-After is honoured up to this, so a confused server cannot silence the source for a day. */
-const MAX_RETRY_AFTER_MS = 10 * 60_000;
 const VALID_EVENT_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
 
 type Body = AsyncIterable<Buffer> & { destroy(err?: Error): unknown };
@@ -72,12 +72,6 @@ function statusMessage(text: string): string | undefined {
   }
 }
 
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
-  return Number.isNaN(ms) ? undefined : Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
-}
 
 /** What a user should do about a status, where there is something to do. */
 function hint(status: number, res: ResourceRef): string | undefined {
@@ -106,23 +100,6 @@ function errorForStatus(status: number, headers: Record<string, string | string[
   return new UpstreamError(h ? `${base}: ${h}` : base, reasonForStatus(status) ?? "other");
 }
 
-async function readCapped(body: Body, cap: number, what: string, truncate: boolean): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > cap) {
-      body.destroy();
-      if (truncate) {
-        chunks.push(chunk.subarray(0, cap - size));
-        break;
-      }
-      throw new UpstreamError(`${what}: response is larger than ${cap} bytes`, "decode");
-    }
-    size += chunk.length;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 /**
  * A deadline for one request, linked to the caller's signal: the request is aborted when either fires, and the
@@ -204,7 +181,7 @@ export class KubeClient {
   /** Throws the error for a non-200 answer after reading (a little of) its body. */
   async #check(res: Awaited<ReturnType<typeof request>>, what: string, ref: ResourceRef): Promise<void> {
     if (res.statusCode === 200) return;
-    const text = await readCapped(res.body as unknown as Body, ERROR_BODY_BYTES, what, true);
+    const text = await readCapped(res.body as unknown as Body, ERROR_BODY_BYTES, what, { truncate: true });
     if (res.statusCode === 401) this.conn.credentials.invalidate();
     throw errorForStatus(res.statusCode, res.headers, text, what, ref);
   }
@@ -229,7 +206,7 @@ export class KubeClient {
         (res.body as unknown as Body).destroy();
         throw new UpstreamError(`${what}: response is larger than ${this.opts.maxBodyBytes} bytes`, "decode");
       }
-      const text = await readCapped(res.body as unknown as Body, this.opts.maxBodyBytes, what, false);
+      const text = await readCapped(res.body as unknown as Body, this.opts.maxBodyBytes, what);
       let doc: Json | undefined;
       try {
         doc = asObject(JSON.parse(text));

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { Agent, request } from "undici";
 import { readTlsMaterial } from "../../checks/tls-files.ts";
+import { readCapped } from "../../http/body.ts";
 import { UpstreamError, reasonForStatus } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricRegistry } from "../../metrics/registry.ts";
@@ -13,21 +14,6 @@ import { parseExposition, renderFamilies, sampleNames, type Family, type FamilyT
 type Config = OperatorMetricsSourceConfig & Schedule;
 
 const ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
-
-/** Reads the body up to `cap` bytes; beyond that the poll fails without reading further. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, cap: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > cap) {
-      body.destroy();
-      throw new UpstreamError(`the operator's metrics are larger than ${cap} bytes (maxBodyBytes); raise it or trim the operator's metrics`, "decode");
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 /** Every sample name this exporter itself produces; an upstream family using one would break the exposition. */
 function ownSampleNames(registry: MetricRegistry): Set<string> {
@@ -98,7 +84,7 @@ class OperatorMetricsDriver implements PollDriver {
       const reason = reasonForStatus(res.statusCode) ?? "other";
       throw new UpstreamError(`${this.config.url} answered ${res.statusCode}${reason === "unauthorized" ? "; check bearerTokenFile and the operator's metrics authorization" : ""}`, reason);
     }
-    const text = await readCapped(res.body, this.config.maxBodyBytes);
+    const text = await readCapped(res.body, this.config.maxBodyBytes, this.config.url, { hint: "raise maxBodyBytes or trim the operator's metrics" });
     const parsed = parseExposition(text);
     if (parsed.families.length === 0 && parsed.errors.length > 0) {
       throw new UpstreamError(`${this.config.url} did not answer in the Prometheus text format: ${parsed.errors[0]}`, "decode");

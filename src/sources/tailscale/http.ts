@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Agent, request } from "undici";
 import { readTlsMaterial } from "../../checks/tls-files.ts";
+import { readCapped } from "../../http/body.ts";
+import { parseRetryAfter } from "../../http/retry-after.ts";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
 import { RetryAfterError } from "../health.ts";
@@ -8,8 +10,6 @@ import type { TailscaleSourceConfig } from "../config.ts";
 
 /** Error bodies are only read for their message; anything past this is dropped. */
 const ERROR_BODY_BYTES = 4 * 1024;
-/** An upstream's Retry-After is honoured up to this; a larger value would silence the source for too long. */
-const MAX_RETRY_AFTER_MS = 60 * 60_000;
 
 export interface HttpResponse {
   status: number;
@@ -38,39 +38,6 @@ function tooLarge(what: string, cap: number): UpstreamError {
   );
 }
 
-/** Reads the body up to `cap` bytes: beyond it, either fails (and stops reading) or keeps the start. */
-async function readCapped(body: Body, cap: number, onOverflow: "fail" | "truncate", what: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    if (size + chunk.length > cap) {
-      body.destroy();
-      if (onOverflow === "fail") throw tooLarge(what, cap);
-      chunks.push(chunk.subarray(0, cap - size));
-      break;
-    }
-    size += chunk.length;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/**
- * Retry-After as milliseconds from `now`: delta-seconds or an HTTP date. Undefined when absent or unreadable,
- * which leaves the poller to its own backoff.
- */
-export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  let ms: number;
-  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
-  else {
-    const at = Date.parse(v);
-    if (Number.isNaN(at)) return undefined;
-    ms = at - now;
-  }
-  return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
-}
 
 /** The `message` an API error body carries, shortened and on one line; never the whole body. */
 export function upstreamMessage(text: string): string | undefined {
@@ -150,7 +117,9 @@ export class HttpTransport {
           throw tooLarge(opts.what, opts.maxBodyBytes);
         }
       }
-      const text = await readCapped(body, ok ? opts.maxBodyBytes : ERROR_BODY_BYTES, ok ? "fail" : "truncate", opts.what);
+      const text = ok
+        ? await readCapped(body, opts.maxBodyBytes, opts.what, { hint: "raise sources.tailscale.maxBodyBytes if the tailnet is that big" })
+        : await readCapped(body, ERROR_BODY_BYTES, opts.what, { truncate: true });
       return { status: res.statusCode, headers: res.headers, text };
     } catch (err) {
       // The poll's deadline speaks for itself; the poller reports it as a timeout.
