@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { Agent, request } from "undici";
+import { type Agent, request } from "undici";
 import type { HttpCheckSpec } from "../config/types.ts";
 import { UpstreamError, reasonForStatus } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { readCapped } from "../http/body.ts";
+import { upstreamAgent } from "../http/agent.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
@@ -19,18 +20,8 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
   async function dispatcher(): Promise<Agent> {
     if (agent) return agent;
     const material = await readTlsMaterial(spec.tls);
-    agent = new Agent({
-      connect: {
-        ...material,
-        ...(spec.tls?.serverName !== undefined && { servername: spec.tls.serverName }),
-        rejectUnauthorized: !(spec.tls?.insecureSkipVerify ?? false),
-        timeout: spec.timeoutMs,
-      },
-      headersTimeout: spec.timeoutMs,
-      bodyTimeout: spec.timeoutMs,
-      // One check talks to one origin; a couple of sockets cover a run that is cut off while the next starts.
-      connections: 2,
-    });
+    // One check talks to one origin; a couple of sockets cover a run that is cut off while the next starts.
+    agent = upstreamAgent({ ...material, ...spec.tls }, { timeoutMs: spec.timeoutMs, connections: 2 });
     return agent;
   }
 

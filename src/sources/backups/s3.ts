@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { Agent, request, type Dispatcher } from "undici";
+import { type Agent, type Dispatcher, request } from "undici";
 import { readSecret } from "../../config/secret-ref.ts";
 import { classifyError, type FailureReason, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
 import { RetryAfterError } from "../health.ts";
 import type { BackupTargetConfig } from "../config.ts";
 import { readCapped, readHead } from "../../http/body.ts";
+import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
 import { type S3Credentials, signS3Request } from "./sigv4.ts";
 import { type BackupLister, type BackupObject, MAX_OBJECTS } from "./types.ts";
@@ -224,17 +225,7 @@ export class S3Lister implements BackupLister {
         throw new UpstreamError(`${this.#where}: cannot read tls.caFile ${tls.caFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "tls");
       }
     }
-    this.#agent = new Agent({
-      connect: {
-        ...(ca && { ca }),
-        ...(tls?.serverName !== undefined && { servername: tls.serverName }),
-        rejectUnauthorized: !(tls?.insecureSkipVerify ?? false),
-        timeout: this.timeoutMs,
-      },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      connections: 4,
-    });
+    this.#agent = upstreamAgent({ ...(ca && { ca }), ...tls }, { timeoutMs: this.timeoutMs, connections: 4 });
     return this.#agent;
   }
 

@@ -1,7 +1,8 @@
-import { Agent, request } from "undici";
+import { type Agent, request } from "undici";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
 import { readCapped } from "../../http/body.ts";
+import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
 import { RetryAfterError } from "../health.ts";
 import type { KubeConnection } from "./kubeconfig.ts";
@@ -152,19 +153,8 @@ export class KubeClient {
     private readonly opts: ClientOptions,
   ) {
     const { tls } = conn;
-    this.#agent = new Agent({
-      connect: {
-        ...(tls.ca && { ca: tls.ca }),
-        ...(tls.cert && { cert: tls.cert }),
-        ...(tls.key && { key: tls.key }),
-        ...(tls.serverName !== undefined && { servername: tls.serverName }),
-        rejectUnauthorized: !tls.insecureSkipVerify,
-        timeout: opts.requestTimeoutMs,
-      },
-      // Deadlines are per request (see Deadline): a watch legitimately stays silent for minutes.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
+    // Deadlines are per request (see Deadline): a watch legitimately stays silent for minutes.
+    this.#agent = upstreamAgent(tls, { timeoutMs: opts.requestTimeoutMs, streaming: true });
   }
 
   async #get(path: string, query: Record<string, string>, signal: AbortSignal) {

@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { Agent, request } from "undici";
+import { type Agent, request } from "undici";
 import { readTlsMaterial } from "../../checks/tls-files.ts";
 import { readCapped } from "../../http/body.ts";
+import { upstreamAgent } from "../../http/agent.ts";
 import { UpstreamError, reasonForStatus } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricRegistry } from "../../metrics/registry.ts";
@@ -48,17 +49,7 @@ class OperatorMetricsDriver implements PollDriver {
     if (this.#agent) return this.#agent;
     const tls = this.config.tls;
     const material = await readTlsMaterial(tls);
-    this.#agent = new Agent({
-      connect: {
-        ...material,
-        ...(tls?.serverName !== undefined && { servername: tls.serverName }),
-        rejectUnauthorized: !(tls?.insecureSkipVerify ?? false),
-        timeout: this.config.timeoutMs,
-      },
-      headersTimeout: this.config.timeoutMs,
-      bodyTimeout: this.config.timeoutMs,
-      connections: 1,
-    });
+    this.#agent = upstreamAgent({ ...material, ...tls }, { timeoutMs: this.config.timeoutMs, connections: 1 });
     return this.#agent;
   }
 

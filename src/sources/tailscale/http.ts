@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { Agent, request } from "undici";
+import { type Agent, request } from "undici";
 import { readTlsMaterial } from "../../checks/tls-files.ts";
 import { readCapped } from "../../http/body.ts";
+import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
@@ -83,18 +84,8 @@ export class HttpTransport {
   async #dispatcher(): Promise<Agent> {
     if (this.#agent) return this.#agent;
     const material = await readTlsMaterial(this.tls);
-    this.#agent = new Agent({
-      connect: {
-        ...material,
-        ...(this.tls?.serverName !== undefined && { servername: this.tls.serverName }),
-        rejectUnauthorized: !(this.tls?.insecureSkipVerify ?? false),
-        timeout: this.timeoutMs,
-      },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      // One origin, polls never overlap: a token call and a devices call at most, plus one cut-off straggler.
-      connections: 2,
-    });
+    // One origin, polls never overlap: a token call and a devices call at most, plus one cut-off straggler.
+    this.#agent = upstreamAgent({ ...material, ...this.tls }, { timeoutMs: this.timeoutMs, connections: 2 });
     return this.#agent;
   }
 
