@@ -119,6 +119,7 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     server: { address: raw.server.address, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
     checks,
     sources,
+    debug: raw.debug,
     logging: raw.logging,
   };
   return { config, errors, warnings };

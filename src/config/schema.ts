@@ -111,6 +111,12 @@ export const configSchema = z.strictObject({
       dependencies: z.array(checkSchema).default([]),
     })
     .prefault({}),
+  debug: z
+    .strictObject({
+      /** /debug/pprof/heap and /debug/pprof/profile on the health port; off because a heap snapshot is costly. */
+      pprof: z.strictObject({ enabled: bool().default(false), maxProfileSeconds: z.number().int().min(1).max(300).default(30) }).prefault({}),
+    })
+    .prefault({}),
   logging: z
     .strictObject({
       level: enumOf(LOG_LEVELS).default("info"),

@@ -80,5 +80,6 @@ export interface Config {
   server: { address: string; shutdownGracePeriodMs: number };
   checks: CheckSpec[];
   sources: ResolvedSources;
+  debug: { pprof: { enabled: boolean; maxProfileSeconds: number } };
   logging: LoggingConfig;
 }
