@@ -2,42 +2,25 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDemoEnvironment, type DemoEnvironment } from "../scripts/demo.ts";
 import { CATALOGUE } from "../src/metrics/catalogue.ts";
-import { runCli, type CliRun } from "./cli-process.ts";
+import { EVENT_ONLY, startDemoRun, type DemoRun } from "./demo-run.ts";
 import { eventually, get, healthClient } from "./helpers.ts";
 
-/** Families that only have series after an event the demo does not stage. */
-const EVENT_ONLY = new Map([
-  ["health_check_skipped_total", "only counts runs that overran their interval"],
-  ["talos_etcd_alarm", "only present while etcd reports an alarm"],
-  ["grpc_server_errors_total", "only counts gRPC health requests that failed"],
-]);
-
-let demo: DemoEnvironment;
-let run: CliRun;
+let demoRun: DemoRun;
+let demo: DemoRun["demo"];
+let run: DemoRun["run"];
 let metricsUrl = "";
 let healthUrl = "";
 let grpcAddress = "";
 
 beforeAll(async () => {
-  demo = await startDemoEnvironment({ metrics: 0, health: 0, grpc: 0 }, "2s");
-  run = runCli(["--config", demo.configFile], { ...demo.env, SIDECAR_LOG_FORMAT: "json" });
-  const started = await eventually(() => run.stdout().split("\n").find((l) => l.includes("sidecar-exporter started")), 15_000);
-  const addresses = JSON.parse(started) as { metrics: string; health: string; grpc: string };
-  grpcAddress = addresses.grpc;
-  metricsUrl = `http://${addresses.metrics}/metrics`;
-  healthUrl = `http://${addresses.health}`;
-  await eventually(async () => {
-    const debug = JSON.parse((await get(`${healthUrl}/debug/status`)).body) as { sources: { up: boolean }[] };
-    return debug.sources.length === 5 && debug.sources.every((s) => s.up);
-  }, 30_000, 200);
+  demoRun = await startDemoRun();
+  ({ demo, run, healthUrl, grpcAddress } = demoRun);
+  metricsUrl = `http://${demoRun.metricsAddress}/metrics`;
 }, 60_000);
 
 afterAll(async () => {
-  run?.child.kill("SIGTERM");
-  await run?.exited;
-  await demo?.close();
+  await demoRun?.stop();
 });
 
 function familiesWithSamples(text: string): Set<string> {
