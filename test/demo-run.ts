@@ -7,6 +7,8 @@ export const EVENT_ONLY: ReadonlyMap<string, string> = new Map([
   ["health_check_skipped_total", "only counts runs that overran their interval"],
   ["talos_etcd_alarm", "only present while etcd reports an alarm"],
   ["grpc_server_errors_total", "only counts gRPC health requests that failed"],
+  ["sidecar_authn_requests_total", "only with metrics.secure, which the demo does not use"],
+  ["sidecar_authz_requests_total", "only with metrics.secure, which the demo does not use"],
 ]);
 
 export interface DemoRun {

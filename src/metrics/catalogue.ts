@@ -122,6 +122,20 @@ export const METRICS = {
     labels: [],
     group: "exporter",
   },
+  authnRequests: {
+    name: "sidecar_authn_requests_total",
+    type: "counter",
+    help: "Authentication of requests to protected endpoints by result: no_token, authenticated_api, authenticated_cache, unauthenticated_api, unauthenticated_cache, error.",
+    labels: ["result"],
+    group: "exporter",
+  },
+  authzRequests: {
+    name: "sidecar_authz_requests_total",
+    type: "counter",
+    help: "Authorization of authenticated requests to protected endpoints by result: allowed_api, allowed_cache, denied_api, denied_cache, error.",
+    labels: ["result"],
+    group: "exporter",
+  },
   scrapeDuration: {
     name: "sidecar_scrape_duration_seconds",
     type: "histogram",
