@@ -15,6 +15,7 @@ import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
 import { scrub } from "./secret.ts";
+import { startTracing } from "./tracing/provider.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `sidecar-exporter ${VERSION}
@@ -83,6 +84,7 @@ async function runChecksOnce(config: Config): Promise<number> {
     process.stdout.write("no checks configured\n");
     return 0;
   }
+  const tracing = startTracing(logging.root);
   // Source and backup checks read source state, so every configured source is brought up to date once first.
   const sources = new SourceRegistry(buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }) }));
   await Promise.all(sources.names.map((name) => sources.get(name)?.refresh()));
@@ -97,6 +99,7 @@ async function runChecksOnce(config: Config): Promise<number> {
     result?.ok ? (result.message ?? "") : (result?.message ?? "did not run"),
   ]);
   await Promise.all([engine.stop(), sources.stop()]);
+  await tracing?.shutdown(config.server.shutdownGracePeriodMs);
   const header = ["NAME", "TYPE", "RESULT", "DURATION", "DETAIL"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");

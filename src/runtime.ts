@@ -10,6 +10,7 @@ import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
 import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
+import { startTracing, type Tracing } from "./tracing/provider.ts";
 import { VERSION } from "./version.ts";
 
 export interface RuntimeOptions {
@@ -29,6 +30,7 @@ export class Runtime {
   #metricsServer: Listening | undefined;
   #healthServer: Listening | undefined;
   #grpcServer: GrpcHealthServer | undefined;
+  #tracing: Tracing | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(
@@ -46,6 +48,8 @@ export class Runtime {
 
   static async start(config: Config, opts: RuntimeOptions): Promise<Runtime> {
     const runtime = new Runtime(config, opts);
+    // Before any source or check runs, so their first spans are recorded too.
+    runtime.#tracing = startTracing(opts.logging.component("main"));
     try {
       await runtime.#listen();
     } catch (err) {
@@ -118,7 +122,8 @@ export class Runtime {
       this.store.stopSweeping();
       await Promise.all([this.engine.stop(), this.sources.stop()]);
       const grace = this.config.server.shutdownGracePeriodMs;
-      await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace)]);
+      // Queued spans are exported while the servers drain, within the same grace period.
+      await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace), this.#tracing?.shutdown(grace)]);
     })();
     return this.#stopping;
   }

@@ -4,6 +4,7 @@ import { errorMessage, type Logger } from "../log.ts";
 import type { MetricHandles } from "../metrics/registry.ts";
 import type { CheckResult, CheckStore } from "../state/checks.ts";
 import { runWithTimeout, TimeoutError } from "../timeout.ts";
+import { activate, finish, startSpan } from "../tracing/spans.ts";
 import { createProber } from "./index.ts";
 import type { ProbeContext, ProbeOutcome, Prober } from "./types.ts";
 
@@ -60,7 +61,8 @@ class CheckRunner {
       return undefined;
     }
     const started = performance.now();
-    const run = runWithTimeout((signal) => this.prober.probe(signal), spec.timeoutMs);
+    const span = startSpan(`check ${spec.name}`, { "check.name": spec.name, "check.type": spec.type, "check.critical": spec.critical });
+    const run = runWithTimeout((signal) => activate(span, () => this.prober.probe(signal)), spec.timeoutMs);
     const inFlight = run.settled.finally(() => {
       if (this.#inFlight === inFlight) this.#inFlight = undefined;
     });
@@ -71,6 +73,7 @@ class CheckRunner {
     } catch (err) {
       outcome = { ok: false, reason: err instanceof TimeoutError ? "timeout" : classifyError(err), message: errorMessage(err) };
     }
+    finish(span, "check", outcome);
     const durationMs = performance.now() - started;
     const result: CheckResult = {
       ok: outcome.ok,

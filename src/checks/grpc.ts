@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { GrpcCheckSpec } from "../config/types.ts";
 import { UpstreamError } from "../errors.ts";
 import { healthClientConstructor, type HealthCheckResponse } from "../grpc/protos.ts";
+import { grpcStatus, grpcUpstream, traced } from "../tracing/spans.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
@@ -42,20 +43,21 @@ export const grpcProber: ProberFactory<GrpcCheckSpec> = (spec) => {
   return {
     async probe(signal) {
       const c = await getClient();
-      const response = await new Promise<HealthCheckResponse>((resolve, reject) => {
+      const response = await traced(grpcUpstream("check", spec.address, "grpc.health.v1.Health/Check"), (span) => new Promise<HealthCheckResponse>((resolve, reject) => {
         const call = (c as unknown as Record<string, Function>).Check!.call(
           c,
           { service: spec.service },
           { deadline: Date.now() + spec.timeoutMs },
           (err: grpc.ServiceError | null, res: HealthCheckResponse) => {
             signal.removeEventListener("abort", cancel);
+            grpcStatus(span, err ? err.code : grpc.status.OK);
             if (err) reject(new UpstreamError(`${grpc.status[err.code] ?? err.code}: ${err.details}`, REASON_BY_CODE[err.code as grpc.status] ?? "other"));
             else resolve(res);
           },
         ) as grpc.ClientUnaryCall;
         const cancel = () => call.cancel();
         signal.addEventListener("abort", cancel, { once: true });
-      });
+      }));
       if (response.status === "SERVING") return { ok: true, message: "SERVING" };
       return { ok: false, message: `status ${response.status}`, reason: "unhealthy" };
     },

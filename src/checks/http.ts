@@ -5,6 +5,7 @@ import { UpstreamError, reasonForStatus } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { readCapped } from "../http/body.ts";
 import { upstreamAgent } from "../http/agent.ts";
+import { httpUpstream, traced } from "../tracing/spans.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
@@ -44,12 +45,12 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
 
   return {
     async probe(signal) {
-      const res = await request(spec.url, {
+      const res = await traced(httpUpstream("check", spec.method, spec.url), async () => request(spec.url, {
         method: spec.method as "GET",
         headers: await headers(),
         dispatcher: await dispatcher(),
         signal,
-      });
+      }), (r) => r.statusCode);
       const ok = statusAccepted(spec, res.statusCode);
       if (!ok) {
         await res.body.dump();

@@ -1,5 +1,6 @@
 import { connect } from "node:net";
 import type { TcpCheckSpec } from "../config/types.ts";
+import { traced } from "../tracing/spans.ts";
 import type { ProberFactory } from "./types.ts";
 
 export function splitHostPort(address: string): { host: string; port: number } {
@@ -13,7 +14,7 @@ export const tcpProber: ProberFactory<TcpCheckSpec> = (spec) => {
   const { host, port } = splitHostPort(spec.address);
   return {
     probe(signal) {
-      return new Promise((resolve, reject) => {
+      return traced({ source: "check", node: spec.address, operation: "TCP connect" }, () => new Promise((resolve, reject) => {
         const socket = connect({ host, port, signal });
         socket.once("connect", () => {
           socket.destroy();
@@ -23,7 +24,7 @@ export const tcpProber: ProberFactory<TcpCheckSpec> = (spec) => {
           socket.destroy();
           reject(err);
         });
-      });
+      }));
     },
     async close() {},
   };

@@ -4,6 +4,7 @@ import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts
 import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
 import type { HealthModel } from "../health/model.ts";
 import { notFound } from "./not-found.ts";
+import { PPROF_PATHS, PPROF_PREFIX, pprofRoutes } from "./pprof.ts";
 
 const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
@@ -33,7 +34,9 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
     checkPaths.set(spec.endpoint, spec.name);
     checkPaths.set(`/health/${spec.name}`, spec.name);
   }
-  const endpoints = () => [...livePaths, ...readyPaths, ...readyPaths.map((p) => `${p}/<check>`), ...checkPaths.keys(), "/debug/status"];
+  // Profiling is listed only when it is on; off, its paths are as unknown as any other.
+  const pprof = config.debug.pprof.enabled ? PPROF_PATHS : [];
+  const endpoints = () => [...livePaths, ...readyPaths, ...readyPaths.map((p) => `${p}/<check>`), ...checkPaths.keys(), "/debug/status", ...pprof];
 
   app.get("/", (c) => c.json({ name: "sidecar-exporter", endpoints: endpoints() }));
 
@@ -68,6 +71,7 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
   app.get("/debug/status", (c) =>
     c.body(debugStatus(model, info, sources), 200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" }),
   );
+  if (config.debug.pprof.enabled) app.route(PPROF_PREFIX, pprofRoutes(config.debug.pprof));
   app.notFound(notFound(endpoints));
   return app;
 }

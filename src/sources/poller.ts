@@ -1,6 +1,7 @@
-import type { Logger } from "../log.ts";
+import { errorMessage, type Logger } from "../log.ts";
 import type { MetricHandles } from "../metrics/registry.ts";
 import { runWithTimeout } from "../timeout.ts";
+import { activate, finish, startSpan } from "../tracing/spans.ts";
 import { RetryAfterError, SourceHealth } from "./health.ts";
 import type { PollDriver, Source, SourceStatus } from "./types.ts";
 
@@ -73,7 +74,8 @@ export class PolledSource implements Source {
   async pollOnce(): Promise<{ ok: boolean; retryAfterMs?: number } | undefined> {
     if (this.#inFlight) return undefined;
     const started = performance.now();
-    const run = runWithTimeout((signal) => this.driver.poll(signal), this.schedule.timeoutMs);
+    const span = startSpan(`poll ${this.name}`, { "source.name": this.name });
+    const run = runWithTimeout((signal) => activate(span, () => this.driver.poll(signal)), this.schedule.timeoutMs);
     const inFlight = run.settled.finally(() => {
       if (this.#inFlight === inFlight) this.#inFlight = undefined;
     });
@@ -81,9 +83,11 @@ export class PolledSource implements Source {
     try {
       const outcome = await run.result;
       this.#health.success(performance.now() - started, outcome);
+      finish(span, "source", { ok: true });
       return { ok: true };
     } catch (err) {
-      this.#health.failure(err, performance.now() - started);
+      const reason = this.#health.failure(err, performance.now() - started);
+      finish(span, "source", { ok: false, reason, message: errorMessage(err) });
       return { ok: false, ...(err instanceof RetryAfterError && err.retryAfterMs !== undefined && { retryAfterMs: err.retryAfterMs }) };
     }
   }

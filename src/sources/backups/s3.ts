@@ -3,6 +3,7 @@ import { type Agent, type Dispatcher, request } from "undici";
 import { readSecret } from "../../config/secret-ref.ts";
 import { classifyError, type FailureReason, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
+import { traced } from "../../tracing/spans.ts";
 import { RetryAfterError } from "../health.ts";
 import type { BackupTargetConfig } from "../config.ts";
 import { readCapped, readHead } from "../../http/body.ts";
@@ -232,13 +233,16 @@ export class S3Lister implements BackupLister {
   async #get(path: string, creds: S3Credentials, signal: AbortSignal, extra: Record<string, string> = {}): Promise<Dispatcher.ResponseData> {
     if (this.#configError) throw new UpstreamError(`${this.#where}: ${this.#configError}`, "other");
     const signed = signS3Request({ method: "GET", host: this.#host, path, region: this.cfg.region }, creds);
+    // Only list requests carry a query; the operation names S3's API call, never the key or the signed URL.
+    const operation = path.includes("?") ? "ListObjectsV2" : "GetObject";
+    const upstream = { source: "backups", node: this.#host, operation, attributes: { "http.request.method": "GET", "aws.s3.bucket": this.cfg.bucket, "backup.target": this.cfg.name } };
     try {
-      return await request(`${this.#origin}${signed.path}`, {
+      return await traced(upstream, async () => request(`${this.#origin}${signed.path}`, {
         method: "GET",
         headers: { ...signed.headers, ...extra, "user-agent": "sidecar-exporter" },
         dispatcher: await this.#dispatcher(),
         signal,
-      });
+      }), (r) => r.statusCode);
     } catch (err) {
       if (err instanceof UpstreamError) throw err;
       const reason = signal.aborted ? "timeout" : classifyError(err);

@@ -1,6 +1,7 @@
 import { type Agent, request } from "undici";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
+import { httpUpstream, traced } from "../../tracing/spans.ts";
 import { readCapped } from "../../http/body.ts";
 import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
@@ -189,7 +190,11 @@ export class KubeClient {
     const deadline = new Deadline(signal);
     deadline.arm(this.opts.requestTimeoutMs, `${what} timed out after ${this.opts.requestTimeoutMs}ms`);
     try {
-      const res = await this.#get(collectionPath(ref, namespace), { limit: String(limit), ...(continueToken && { continue: continueToken }) }, deadline.signal);
+      const path = collectionPath(ref, namespace);
+      // The namespace becomes a placeholder so the operation names the route; it stays visible as an attribute.
+      const route = namespace !== undefined && ref.namespaced ? path.replace(`/namespaces/${encodeURIComponent(namespace)}/`, "/namespaces/{namespace}/") : path;
+      const upstream = httpUpstream("kubernetes", "GET", `${this.conn.server}${path}`, route, namespace !== undefined ? { "k8s.namespace.name": namespace } : {});
+      const res = await traced(upstream, () => this.#get(path, { limit: String(limit), ...(continueToken && { continue: continueToken }) }, deadline.signal), (r) => r.statusCode);
       await this.#check(res, what, ref);
       const declared = Number(res.headers["content-length"]);
       if (Number.isFinite(declared) && declared > this.opts.maxBodyBytes) {

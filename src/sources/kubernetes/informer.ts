@@ -1,5 +1,6 @@
 import { classifyError, type FailureReason } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../log.ts";
+import { inSpan } from "../../tracing/spans.ts";
 import { RetryAfterError } from "../health.ts";
 import { ExpiredError, type KubeClient, type ResourceRef, type WatchEvent } from "./client.ts";
 import { asObject, asString, type Json, metaOf, type ObjectMeta } from "./objects.ts";
@@ -182,7 +183,10 @@ export class Informer<T> {
 
   async #list(signal: AbortSignal): Promise<void> {
     const started = performance.now();
-    const { items, resourceVersion } = await this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal);
+    const attributes = { "source.name": "kubernetes", "kubernetes.kind": this.opts.kind, ...(this.opts.namespace !== undefined && { "k8s.namespace.name": this.opts.namespace }) };
+    const { items, resourceVersion } = await inSpan(`list ${this.opts.kind}`, "source", attributes, () =>
+      this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal),
+    );
     const next = new Map<string, T>();
     for (const obj of items) {
       const meta = metaOf(obj);

@@ -7,6 +7,7 @@ import { UpstreamError, reasonForStatus } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricRegistry } from "../../metrics/registry.ts";
 import { Secret } from "../../secret.ts";
+import { httpUpstream, traced } from "../../tracing/spans.ts";
 import { SOURCE_NAMES, type OperatorMetricsSourceConfig, type Schedule } from "../config.ts";
 import { PolledSource } from "../poller.ts";
 import type { PollDriver, PollOutcome, Source, SourceContext } from "../types.ts";
@@ -69,7 +70,8 @@ class OperatorMetricsDriver implements PollDriver {
   }
 
   async poll(signal: AbortSignal): Promise<PollOutcome> {
-    const res = await request(this.config.url, { headers: await this.#headers(), dispatcher: await this.#dispatcher(), signal });
+    const upstream = httpUpstream(SOURCE_NAMES.operatorMetrics, "GET", this.config.url);
+    const res = await traced(upstream, async () => request(this.config.url, { headers: await this.#headers(), dispatcher: await this.#dispatcher(), signal }), (r) => r.statusCode);
     if (res.statusCode !== 200) {
       await res.body.dump();
       const reason = reasonForStatus(res.statusCode) ?? "other";

@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import { type FailureReason, UpstreamError } from "../../errors.ts";
 import { loadProto } from "../../grpc/protos.ts";
 import type { Secret } from "../../secret.ts";
+import { grpcStatus, grpcUpstream, traced } from "../../tracing/spans.ts";
 import { probeTls } from "./tls-probe.ts";
 
 export const TALOS_RPCS = ["Version", "ServiceList", "EtcdMemberList", "EtcdStatus"] as const;
@@ -197,7 +198,9 @@ export class TalosClient {
     // One value per node, as talosctl's client.WithNodes sends them; apid fans the call out to each.
     for (const node of nodes) metadata.add("nodes", node);
     const started = performance.now();
-    return new Promise((resolve, reject) => {
+    // One span per attempt: a call that fails over shows each endpoint it tried.
+    const upstream = grpcUpstream("talos", nodes.join(","), method.path.replace(/^\//, ""), { "talos.endpoint": endpoint });
+    return traced(upstream, (span) => new Promise((resolve, reject) => {
       const onAbort = (): void => call.cancel();
       const call = client.makeUnaryRequest(
         method.path,
@@ -209,6 +212,7 @@ export class TalosClient {
         (err: grpc.ServiceError | null, value?: unknown) => {
           opts.signal.removeEventListener("abort", onAbort);
           this.#opts.observe?.(rpc, err ? "error" : "success", (performance.now() - started) / 1000);
+          grpcStatus(span, err ? err.code : grpc.status.OK);
           if (!err) return resolve(value);
           if (opts.signal.aborted) return reject(opts.signal.reason);
           const code = err.code as grpc.status;
@@ -221,7 +225,7 @@ export class TalosClient {
       );
       if (opts.signal.aborted) call.cancel();
       else opts.signal.addEventListener("abort", onAbort, { once: true });
-    });
+    }));
   }
 
   close(): void {
