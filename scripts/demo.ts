@@ -27,9 +27,20 @@ const OPERATOR_METRICS = `# HELP controller_runtime_reconcile_total Total number
 # TYPE controller_runtime_reconcile_total counter
 controller_runtime_reconcile_total{controller="taloscluster",result="success"} 128
 controller_runtime_reconcile_total{controller="taloscluster",result="error"} 2
-# HELP talos_operator_reconciliation_errors_total Reconciliation errors.
-# TYPE talos_operator_reconciliation_errors_total counter
-talos_operator_reconciliation_errors_total{controller="taloscluster"} 2
+# HELP controller_runtime_reconcile_errors_total Total number of reconciliation errors per controller
+# TYPE controller_runtime_reconcile_errors_total counter
+controller_runtime_reconcile_errors_total{controller="taloscluster"} 2
+# HELP talos_operator_reconciliation_total Total number of reconciliations
+# TYPE talos_operator_reconciliation_total counter
+talos_operator_reconciliation_total{controller="taloscluster",result="success"} 128
+talos_operator_reconciliation_total{controller="taloscluster",result="error"} 2
+# HELP talos_operator_reconciliation_duration_seconds Duration of reconciliations
+# TYPE talos_operator_reconciliation_duration_seconds histogram
+talos_operator_reconciliation_duration_seconds_bucket{controller="taloscluster",le="0.1"} 90
+talos_operator_reconciliation_duration_seconds_bucket{controller="taloscluster",le="1"} 125
+talos_operator_reconciliation_duration_seconds_bucket{controller="taloscluster",le="+Inf"} 130
+talos_operator_reconciliation_duration_seconds_sum{controller="taloscluster"} 31.5
+talos_operator_reconciliation_duration_seconds_count{controller="taloscluster"} 130
 `;
 
 export interface DemoEnvironment {
