@@ -29,10 +29,12 @@ Usage:
 Options:
   -c, --config FILE    YAML configuration (default: $SIDECAR_CONFIG, else built-in defaults)
       --print-config   print the effective configuration, secrets redacted, and exit
+      --metrics-secure[=true|false]
+                       serve /metrics over HTTPS with authentication (default port 8443), or not
   -v, --version        print the version and exit
   -h, --help           print this help and exit
 
-Environment overrides: SIDECAR_METRICS_PORT, SIDECAR_HEALTH_PORT, SIDECAR_GRPC_HEALTH_PORT,
+Environment overrides: SIDECAR_METRICS_PORT, SIDECAR_METRICS_SECURE, SIDECAR_HEALTH_PORT, SIDECAR_GRPC_HEALTH_PORT,
 SIDECAR_LOG_LEVEL, SIDECAR_LOG_FORMAT.
 
 Exit codes: 0 ok, 1 runtime failure (or a failing check with 'check'), 2 invalid usage or configuration.
@@ -146,7 +148,26 @@ async function serve(config: Config): Promise<void> {
   process.on("unhandledRejection", (reason) => log.error({ err: errorMessage(reason) }, "unhandled promise rejection"));
 }
 
-async function main(argv: string[]): Promise<void> {
+/**
+ * `--metrics-secure[=true|false]`, spelled as the operators spell it; it overrides metrics.secure like the
+ * SIDECAR_METRICS_SECURE variable does. Returns the other arguments.
+ */
+function takeMetricsSecure(argv: string[]): string[] {
+  return argv.filter((arg) => {
+    const m = /^--metrics-secure(?:=(.*))?$/.exec(arg);
+    if (!m) return true;
+    const value = m[1] ?? "true";
+    if (value !== "true" && value !== "false") {
+      process.stderr.write(`sidecar-exporter: --metrics-secure takes true or false, not ${JSON.stringify(value)}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    process.env.SIDECAR_METRICS_SECURE = value;
+    return false;
+  });
+}
+
+async function main(rawArgv: string[]): Promise<void> {
+  const argv = takeMetricsSecure(rawArgv);
   let parsed;
   try {
     parsed = parseArgs({

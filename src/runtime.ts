@@ -1,3 +1,4 @@
+import type { Server as HttpsServer } from "node:https";
 import { CheckEngine } from "./checks/engine.ts";
 import type { Config } from "./config/types.ts";
 import { HealthModel } from "./health/model.ts";
@@ -7,6 +8,7 @@ import { healthApp } from "./serve/health-server.ts";
 import { listen, type Listening } from "./serve/listen.ts";
 import { metricsApp } from "./serve/metrics-server.ts";
 import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
+import { secureServing, type SecureServing } from "./serve/secure/index.ts";
 import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
@@ -31,6 +33,7 @@ export class Runtime {
   #healthServer: Listening | undefined;
   #grpcServer: GrpcHealthServer | undefined;
   #tracing: Tracing | undefined;
+  #secure: SecureServing | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(
@@ -86,12 +89,16 @@ export class Runtime {
     const log = this.opts.logging.component("server");
     const { handles } = this.metrics;
     handles.buildInfo.set({ version: VERSION, nodejs: process.version }, 1);
+    this.#secure = await secureServing(config, handles, log);
     if (config.metrics.enabled) {
-      this.#metricsServer = await listen("metrics", metricsApp(this.metrics, config.metrics.path), host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)");
-      log.info({ address: this.#metricsServer.address, path: config.metrics.path }, "metrics server listening");
+      const app = metricsApp(this.metrics, config.metrics.path, this.#secure.metricsGuard);
+      this.#metricsServer = await listen("metrics", app, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls);
+      if (this.#secure.tls) this.#secure.attach(this.#metricsServer.server as HttpsServer);
+      const scheme = config.metrics.secure ? `https, auth ${config.metrics.auth.mode}` : "http";
+      log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme }, "metrics server listening");
     }
     if (config.health.enabled) {
-      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt }, () => this.sources.debug());
+      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt }, () => this.sources.debug(), this.#secure.debugGuard);
       this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)");
       log.info({ address: this.#healthServer.address }, "health server listening");
     }
@@ -124,6 +131,7 @@ export class Runtime {
       const grace = this.config.server.shutdownGracePeriodMs;
       // Queued spans are exported while the servers drain, within the same grace period.
       await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace), this.#tracing?.shutdown(grace)]);
+      await this.#secure?.close();
     })();
     return this.#stopping;
   }

@@ -15,6 +15,7 @@ export type LoadResult = Validation & { file: string | undefined };
 /** Environment variables that override single settings, and the field each one sets. */
 export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   SIDECAR_METRICS_PORT: ["metrics", "port"],
+  SIDECAR_METRICS_SECURE: ["metrics", "secure"],
   SIDECAR_HEALTH_PORT: ["health", "port"],
   SIDECAR_GRPC_HEALTH_PORT: ["grpcHealth", "port"],
   SIDECAR_LOG_LEVEL: ["logging", "level"],

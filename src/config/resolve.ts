@@ -86,7 +86,7 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
   }
 
   const ports: [string, boolean, number][] = [
-    ["metrics.port", raw.metrics.enabled, raw.metrics.port],
+    ["metrics.port", raw.metrics.enabled, raw.metrics.port ?? (raw.metrics.secure ? 8443 : 8080)],
     ["health.port", raw.health.enabled, raw.health.port],
     ["grpcHealth.port", raw.grpcHealth.enabled, raw.grpcHealth.port],
   ];
@@ -106,11 +106,31 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     }
   }
 
+  const { auth, tls } = raw.metrics;
+  const metricsPort = raw.metrics.port ?? (raw.metrics.secure ? 8443 : 8080);
+  if (raw.metrics.secure && auth.mode === "mtls" && !auth.clientCAFile) {
+    errors.push({ path: "metrics.auth.clientCAFile", message: "missing: mtls mode needs the CA that signs the scrapers' client certificates" });
+  }
+  if (raw.debug.protect && auth.mode !== "kubernetes") {
+    errors.push({ path: "debug.protect", message: `needs metrics.auth.mode kubernetes (the health port is plain HTTP, so ${auth.mode} cannot apply there)` });
+  }
   const config: Config = {
     metrics: {
       enabled: raw.metrics.enabled,
-      port: raw.metrics.port,
+      port: metricsPort,
       path: raw.metrics.path,
+      secure: raw.metrics.secure,
+      ...(tls && { tls: { certFile: tls.certFile, keyFile: tls.keyFile, reloadIntervalMs: tls.reloadInterval } }),
+      auth: {
+        mode: auth.mode,
+        cacheTtlMs: auth.cacheTTL,
+        cacheSize: auth.cacheSize,
+        timeoutMs: auth.timeout,
+        ...(auth.kubeconfig !== undefined && { kubeconfig: auth.kubeconfig }),
+        ...(auth.context !== undefined && { context: auth.context }),
+        ...(auth.clientCAFile !== undefined && { clientCAFile: auth.clientCAFile }),
+        allowedCommonNames: auth.allowedCommonNames,
+      },
       collection: defaults,
       labels: raw.metrics.custom.enabled ? raw.metrics.custom.labels : {},
     },

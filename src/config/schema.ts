@@ -73,8 +73,33 @@ export const configSchema = z.strictObject({
   metrics: z
     .strictObject({
       enabled: bool().default(true),
-      port: port().default(8080),
+      /** Default 8080, or 8443 when secure. */
+      port: port().optional(),
       path: httpPath().default("/metrics"),
+      /** HTTPS with Kubernetes authentication and authorization, as the operators serve their own metrics. */
+      secure: bool().default(false),
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1),
+          keyFile: z.string().min(1),
+          /** How often the files are compared for a rotated certificate. */
+          reloadInterval: duration().default(10_000),
+        })
+        .optional(),
+      auth: z
+        .strictObject({
+          mode: enumOf(["kubernetes", "mtls", "none"]).default("kubernetes"),
+          cacheTTL: duration().default(60_000),
+          cacheSize: z.number().int().min(1).default(1024),
+          timeout: duration().default(5_000),
+          /** The API server for reviews: a kubeconfig for runs outside a cluster; default in-cluster. */
+          kubeconfig: z.string().optional(),
+          context: z.string().optional(),
+          /** mtls: the CA that signs scrapers' client certificates, and the common names allowed. */
+          clientCAFile: z.string().optional(),
+          allowedCommonNames: z.array(z.string()).default([]),
+        })
+        .prefault({}),
       collection: collection.prefault({}),
       custom: z
         .strictObject({
@@ -113,6 +138,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   debug: z
     .strictObject({
+      /** Apply metrics.auth (kubernetes mode) to /debug/status and /debug/pprof/* too. */
+      protect: bool().default(false),
       /** /debug/pprof/heap and /debug/pprof/profile on the health port; off because a heap snapshot is costly. */
       pprof: z.strictObject({ enabled: bool().default(false), maxProfileSeconds: z.number().int().min(1).max(300).default(30) }).prefault({}),
     })

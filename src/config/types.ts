@@ -72,6 +72,18 @@ export interface Config {
     enabled: boolean;
     port: number;
     path: string;
+    secure: boolean;
+    tls?: { certFile: string; keyFile: string; reloadIntervalMs: number };
+    auth: {
+      mode: "kubernetes" | "mtls" | "none";
+      cacheTtlMs: number;
+      cacheSize: number;
+      timeoutMs: number;
+      kubeconfig?: string;
+      context?: string;
+      clientCAFile?: string;
+      allowedCommonNames: string[];
+    };
     collection: { intervalMs: number; timeoutMs: number };
     labels: Record<string, string>;
   };
@@ -80,6 +92,6 @@ export interface Config {
   server: { address: string; shutdownGracePeriodMs: number };
   checks: CheckSpec[];
   sources: ResolvedSources;
-  debug: { pprof: { enabled: boolean; maxProfileSeconds: number } };
+  debug: { protect: boolean; pprof: { enabled: boolean; maxProfileSeconds: number } };
   logging: LoggingConfig;
 }

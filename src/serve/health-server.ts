@@ -1,10 +1,11 @@
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import type { Config } from "../config/types.ts";
 import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts";
 import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
 import type { HealthModel } from "../health/model.ts";
 import { notFound } from "./not-found.ts";
 import { PPROF_PATHS, PPROF_PREFIX, pprofRoutes } from "./pprof.ts";
+import type { Guard } from "./secure/guard.ts";
 
 const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
@@ -24,7 +25,7 @@ function answer(c: Context, kind: "livez" | "readyz" | "healthz", report: Health
   return c.body(body, status, TEXT);
 }
 
-export function healthApp(model: HealthModel, config: Config, info: DebugInfo, sources?: () => unknown[]): Hono {
+export function healthApp(model: HealthModel, config: Config, info: DebugInfo, sources?: () => unknown[], debugGuard?: Guard): Hono {
   const app = new Hono();
   const { livenessPath, readinessPath } = config.health;
   const livePaths = [...new Set([livenessPath, "/healthz", "/livez"])];
@@ -68,6 +69,8 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
       return c.json(checkJson(view), view.status === "pass" ? 200 : 503, { "cache-control": "no-store" });
     });
   }
+  // Probe paths stay open (the kubelet sends no token); only the debugging aids can be put behind authorization.
+  if (debugGuard) app.use("/debug/*", debugGuard as unknown as MiddlewareHandler);
   app.get("/debug/status", (c) =>
     c.body(debugStatus(model, info, sources), 200, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" }),
   );

@@ -1,10 +1,12 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsOptions } from "node:https";
 import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
 
 export interface Listening {
-  server: Server;
+  /** An https.Server when listening with TLS (setSecureContext swaps its certificate). */
+  server: Server | HttpsServer;
   /** host:port actually bound, useful when the configured port is 0. */
   address: string;
   port: number;
@@ -12,8 +14,8 @@ export interface Listening {
   close(graceMs: number): Promise<void>;
 }
 
-export async function listen(name: string, app: Hono, host: string, port: number, configKey: string): Promise<Listening> {
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+export async function listen(name: string, app: Hono, host: string, port: number, configKey: string, tls?: HttpsOptions): Promise<Listening> {
+  const server = (tls ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: tls }) : createAdaptorServer({ fetch: app.fetch })) as Server;
   // A probe or scrape that stalls must not hold a socket forever; these bound slow and idle clients.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

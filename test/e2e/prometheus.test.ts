@@ -7,13 +7,16 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CATALOGUE } from "../../src/metrics/catalogue.ts";
 import { EVENT_ONLY, startDemoRun, type DemoRun } from "../demo-run.ts";
-import { eventually, get, healthClient } from "../helpers.ts";
+import { eventually, get, healthClient, startRuntime, type TestRuntime } from "../helpers.ts";
+import { kubeconfigYaml, startKubeApiSim, type KubeApiSim } from "../sim/kube-api.ts";
 
 /**
  * The real Prometheus (Debian package) scrapes the demo exporter; its HTTP API must then report the target up and
  * every catalogue family stored.
  */
 let demo: DemoRun;
+let kube: KubeApiSim;
+let secure: TestRuntime;
 let prometheus: ChildProcess;
 let promUrl = "";
 let dir = "";
@@ -46,9 +49,25 @@ beforeAll(async () => {
   await new Promise<void>((resolve, reject) => client.Check({ service: "" }, (err) => (err ? reject(err) : resolve())));
   client.close();
   dir = mkdtempSync(join(tmpdir(), "prometheus-e2e-"));
+  // A second exporter serving /metrics over HTTPS behind TokenReview + SubjectAccessReview, as in k8s/overlays/secure.
+  kube = await startKubeApiSim();
+  kube.tokens.set("prometheus-sa-token-e2e", { username: "system:serviceaccount:monitoring:prometheus", groups: ["system:serviceaccounts"] });
+  kube.allow("system:serviceaccount:monitoring:prometheus", "get", "/metrics");
+  writeFileSync(join(dir, "kubeconfig"), kubeconfigYaml(kube));
+  writeFileSync(join(dir, "token"), "prometheus-sa-token-e2e\n");
+  secure = await startRuntime({ metrics: { secure: true, auth: { kubeconfig: join(dir, "kubeconfig") } } });
   const config = {
     global: { scrape_interval: "1s", evaluation_interval: "1s" },
-    scrape_configs: [{ job_name: "sidecar-exporter", static_configs: [{ targets: [demo.metricsAddress] }] }],
+    scrape_configs: [
+      { job_name: "sidecar-exporter", static_configs: [{ targets: [demo.metricsAddress] }] },
+      {
+        job_name: "sidecar-exporter-secure",
+        scheme: "https",
+        bearer_token_file: join(dir, "token"),
+        tls_config: { insecure_skip_verify: true },
+        static_configs: [{ targets: [secure.runtime.addresses.metrics] }],
+      },
+    ],
   };
   writeFileSync(join(dir, "prometheus.yml"), stringify(config));
   const port = await freePort();
@@ -76,6 +95,8 @@ afterAll(async () => {
   prometheus?.kill("SIGTERM");
   if (prometheus && prometheus.exitCode === null) await new Promise((r) => prometheus.once("exit", r));
   await demo?.stop();
+  await secure?.runtime.stop();
+  await kube?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -94,6 +115,13 @@ describe("a real Prometheus scraping the exporter", () => {
     expect(missing).toEqual([]);
     // The operator's own families arrive through the same target.
     expect(stored.has("controller_runtime_reconcile_total")).toBe(true);
+  });
+
+  it("scrapes the secure endpoint over HTTPS with a bearer token file", async () => {
+    await eventually(async () => (await query('up{job="sidecar-exporter-secure"}'))[0]?.value[1] === "1", 15_000, 250);
+    const stored = await query('sidecar_build_info{job="sidecar-exporter-secure"}');
+    expect(stored).toHaveLength(1);
+    expect(kube.counts.tokenReviews).toBeGreaterThanOrEqual(1);
   });
 
   it("keeps the custom labels on what it stores", async () => {
