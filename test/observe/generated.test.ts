@@ -3,7 +3,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { ALERTS } from "../../src/observe/alerts.ts";
 import { DASHBOARDS } from "../../src/observe/dashboards.ts";
-import { DASHBOARD_DIR, PROMETHEUS_RULE_FILE, RULES_FILE, renderObserveFiles } from "../../src/observe/render.ts";
+import { ALERTS_DOC, DASHBOARD_DIR, PROMETHEUS_RULE_FILE, RULES_FILE, renderObserveFiles } from "../../src/observe/render.ts";
 import { PROMETHEUS_RULE_LABELS } from "../../src/observe/rules.ts";
 
 const root = new URL("../../", import.meta.url);
@@ -21,7 +21,7 @@ interface GrafanaPanel {
 describe("generated monitoring files", () => {
   it("are committed exactly as src/observe renders them", () => {
     const files = renderObserveFiles();
-    expect([...files.keys()].sort()).toEqual([...DASHBOARDS.map((d) => `${DASHBOARD_DIR}/${d.file}`), PROMETHEUS_RULE_FILE, RULES_FILE].sort());
+    expect([...files.keys()].sort()).toEqual([...DASHBOARDS.map((d) => `${DASHBOARD_DIR}/${d.file}`), PROMETHEUS_RULE_FILE, RULES_FILE, ALERTS_DOC].sort());
     for (const [path, content] of files) {
       let committed = "";
       try {
