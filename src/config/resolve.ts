@@ -107,6 +107,10 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
   }
 
   const { auth, tls } = raw.metrics;
+  const le = raw.leaderElection;
+  if (le.enabled && !(le.retryPeriod < le.renewDeadline && le.renewDeadline < le.leaseDuration)) {
+    errors.push({ path: "leaderElection", message: "needs retryPeriod < renewDeadline < leaseDuration (e.g. 2s, 10s, 15s)" });
+  }
   const metricsPort = raw.metrics.port ?? (raw.metrics.secure ? 8443 : 8080);
   if (raw.metrics.secure && auth.mode === "mtls" && !auth.clientCAFile) {
     errors.push({ path: "metrics.auth.clientCAFile", message: "missing: mtls mode needs the CA that signs the scrapers' client certificates" });
@@ -139,6 +143,18 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     server: { address: raw.server.address, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
     checks,
     sources,
+    limits: raw.limits,
+    leaderElection: {
+      enabled: le.enabled,
+      leaseName: le.leaseName,
+      ...(le.namespace !== undefined && { namespace: le.namespace }),
+      ...(le.identity !== undefined && { identity: le.identity }),
+      leaseDurationMs: le.leaseDuration,
+      renewDeadlineMs: le.renewDeadline,
+      retryPeriodMs: le.retryPeriod,
+      ...(le.kubeconfig !== undefined && { kubeconfig: le.kubeconfig }),
+      ...(le.context !== undefined && { context: le.context }),
+    },
     debug: raw.debug,
     logging: raw.logging,
   };

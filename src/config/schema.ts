@@ -130,6 +130,29 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   sources: sourcesSchema,
+  limits: z
+    .strictObject({
+      /** A source's series beyond this are dropped and counted, so one runaway upstream cannot exhaust memory. */
+      seriesPerSource: z.number().int().min(1).default(10_000),
+      /** Open connections per HTTP server. */
+      maxConnections: z.number().int().min(1).default(256),
+    })
+    .prefault({}),
+  leaderElection: z
+    .strictObject({
+      enabled: bool().default(false),
+      leaseName: z.string().default("sidecar-exporter"),
+      /** Default: the pod's namespace (POD_NAMESPACE, else the service account's namespace file). */
+      namespace: z.string().optional(),
+      /** Default: the pod name (HOSTNAME). */
+      identity: z.string().optional(),
+      leaseDuration: duration().default(15_000),
+      renewDeadline: duration().default(10_000),
+      retryPeriod: duration().default(2_000),
+      kubeconfig: z.string().optional(),
+      context: z.string().optional(),
+    })
+    .prefault({}),
   healthChecks: z
     .strictObject({
       custom: z.array(checkSchema).default([]),

@@ -92,6 +92,18 @@ export interface Config {
   server: { address: string; shutdownGracePeriodMs: number };
   checks: CheckSpec[];
   sources: ResolvedSources;
+  limits: { seriesPerSource: number; maxConnections: number };
+  leaderElection: {
+    enabled: boolean;
+    leaseName: string;
+    namespace?: string;
+    identity?: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+    kubeconfig?: string;
+    context?: string;
+  };
   debug: { protect: boolean; pprof: { enabled: boolean; maxProfileSeconds: number } };
   logging: LoggingConfig;
 }
