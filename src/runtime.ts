@@ -89,6 +89,10 @@ export class Runtime {
     const log = this.opts.logging.component("server");
     const { handles } = this.metrics;
     handles.buildInfo.set({ version: VERSION, nodejs: process.version }, 1);
+    handles.configLastReloadSuccess.set(Date.now() / 1000);
+    for (const result of ["success", "failure"]) handles.configReloads.inc({ result }, 0);
+    // Without leader election every replica polls; with it, the elector owns this gauge.
+    if (!config.leaderElection.enabled) handles.leader.set(1);
     this.#secure = await secureServing(config, handles, log);
     if (config.metrics.enabled) {
       const app = metricsApp(this.metrics, config.metrics.path, this.#secure.metricsGuard);

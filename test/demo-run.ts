@@ -10,7 +10,6 @@ export const EVENT_ONLY: ReadonlyMap<string, string> = new Map([
   ["sidecar_authn_requests_total", "only with metrics.secure, which the demo does not use"],
   ["sidecar_authz_requests_total", "only with metrics.secure, which the demo does not use"],
   ["sidecar_series_dropped_total", "only counts series beyond limits.seriesPerSource"],
-  ["sidecar_config_reload_total", "only counts reloads (SIGHUP or a changed file)"],
 ]);
 
 export interface DemoRun {
