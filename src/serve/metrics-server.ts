@@ -1,7 +1,18 @@
 import { Hono, type MiddlewareHandler } from "hono";
-import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, type MetricRegistry } from "../metrics/registry.ts";
+import type { MetricRegistry } from "../metrics/registry.ts";
 import { notFound } from "./not-found.ts";
 import type { Guard } from "./secure/guard.ts";
+
+/** gzip unless the client gave it q=0. */
+function wantsGzip(acceptEncoding: string | undefined): boolean {
+  if (!acceptEncoding) return false;
+  return acceptEncoding.split(",").some((part) => {
+    const [coding, ...params] = part.trim().split(";");
+    if (coding?.trim().toLowerCase() !== "gzip") return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
 
 function wantsOpenMetrics(accept: string | undefined): boolean {
   return accept !== undefined && accept.includes("application/openmetrics-text");
@@ -22,9 +33,14 @@ export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard
   app.get(path, async (c) => {
     const openMetrics = wantsOpenMetrics(c.req.header("accept"));
     const end = registry.handles.scrapeDuration.startTimer({ format: openMetrics ? "openmetrics" : "text" });
-    const body = await registry.render(openMetrics);
+    const exposition = await registry.exposition(openMetrics, wantsGzip(c.req.header("accept-encoding")));
     end();
-    return c.body(body, 200, { "content-type": openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE });
+    // A Node Buffer is a Uint8Array over an ArrayBuffer (never shared), which is what a Response body takes.
+    return c.body(new Uint8Array(exposition.body.buffer as ArrayBuffer, exposition.body.byteOffset, exposition.body.byteLength), 200, {
+      "content-type": exposition.contentType,
+      ...(exposition.gzipped && { "content-encoding": "gzip" }),
+      vary: "Accept-Encoding",
+    });
   });
   app.notFound(notFound(endpoints));
   return app;

@@ -20,7 +20,7 @@ beforeAll(async () => {
   rt = await startRuntime({
     healthChecks: {
       dependencies: [
-        { name: "api", type: "http", url: upstream.url, critical: true, interval: "100ms", timeout: "80ms" },
+        { name: "api", type: "http", url: upstream.url, critical: true, interval: "500ms", timeout: "450ms" },
         { name: "extra", type: "tcp", address: "127.0.0.1:1", interval: "1m", timeout: "1s" },
       ],
     },

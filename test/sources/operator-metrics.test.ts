@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseExposition, renderFamilies } from "../../src/sources/operator-metrics/exposition.ts";
+import { parseExposition, renderFamilies } from "../../src/metrics/text-format.ts";
 import { eventually, get, httpServer, startRuntime, type TestRuntime, type TestServer } from "../helpers.ts";
 
 const OPERATOR_METRICS = `# HELP controller_runtime_reconcile_total Total number of reconciliations per controller

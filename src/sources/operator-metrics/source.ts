@@ -11,7 +11,7 @@ import { httpUpstream, traced } from "../../tracing/spans.ts";
 import { SOURCE_NAMES, type OperatorMetricsSourceConfig, type Schedule } from "../config.ts";
 import { PolledSource } from "../poller.ts";
 import type { PollDriver, PollOutcome, Source, SourceContext } from "../types.ts";
-import { parseExposition, renderFamilies, sampleNames, type Family, type FamilyType } from "./exposition.ts";
+import { parseExposition, renderFamilies, sampleNames, type Family, type FamilyType } from "../../metrics/text-format.ts";
 
 type Config = OperatorMetricsSourceConfig & Schedule;
 

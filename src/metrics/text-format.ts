@@ -49,6 +49,8 @@ function unescapeHelp(s: string): string {
 /** Reads `{a="x",b="y"}` starting at `i` (just after the "{"); returns the labels and the index after "}". */
 function readLabels(line: string, start: number): { labels: [string, string][]; end: number } | string {
   const labels: [string, string][] = [];
+  // A Set, not a scan of `labels`: a line of many thousand labels must not take quadratic time.
+  const seen = new Set<string>();
   let i = start;
   for (;;) {
     while (line[i] === " ") i++;
@@ -75,7 +77,8 @@ function readLabels(line: string, start: number): { labels: [string, string][]; 
       i++;
     }
     i++;
-    if (labels.some(([n]) => n === name)) return `label ${name} repeated`;
+    if (seen.has(name)) return `label ${name} repeated`;
+    seen.add(name);
     labels.push([name, value]);
     while (line[i] === " ") i++;
     if (line[i] === ",") i++;
@@ -108,11 +111,14 @@ function parseSample(line: string): ExpositionSample | string {
   return { name, labels, value, ...(timestamp !== undefined && { timestamp }) };
 }
 
-export function parseExposition(text: string): ParseResult {
+/** `keepEmpty` keeps families that have HELP/TYPE but no samples yet, as a registry renders them. */
+export function parseExposition(text: string, opts: { keepEmpty?: boolean } = {}): ParseResult {
   const families = new Map<string, Family>();
   const errors: string[] = [];
   /** Sample name → the family it belongs to, from TYPE lines seen so far. */
   const owner = new Map<string, Family>();
+  /** Families that had their TYPE line; a second one would leave samples named for the first type. */
+  const typed = new Set<string>();
   const family = (name: string): Family => {
     let f = families.get(name);
     if (!f) {
@@ -127,7 +133,8 @@ export function parseExposition(text: string): ParseResult {
     if (line === "") return;
     const at = `line ${index + 1}`;
     if (line.startsWith("#")) {
-      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+      // "s": HELP text may hold any character but "\n", including "\r" and U+2028, which "." alone would not match.
+      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s+(.*))?$/s.exec(line);
       if (!m) return; // any other comment is allowed and ignored
       const [, kind, name = "", arg = ""] = m;
       if (!NAME.test(name)) return void errors.push(`${at}: bad metric name ${JSON.stringify(name)}`);
@@ -138,6 +145,8 @@ export function parseExposition(text: string): ParseResult {
         const type = arg.trim() as FamilyType;
         if (!TYPES.has(type)) return void errors.push(`${at}: unknown type ${JSON.stringify(arg)}`);
         if (f.samples.length > 0) return void errors.push(`${at}: TYPE for ${name} after its samples`);
+        if (typed.has(name)) return void errors.push(`${at}: second TYPE line for ${name}`);
+        typed.add(name);
         f.type = type;
         for (const n of sampleNames(name, type)) owner.set(n, f);
       }
@@ -147,7 +156,7 @@ export function parseExposition(text: string): ParseResult {
     if (typeof sample === "string") return void errors.push(`${at}: ${sample}`);
     (owner.get(sample.name) ?? family(sample.name)).samples.push(sample);
   });
-  return { families: [...families.values()].filter((f) => f.samples.length > 0), errors };
+  return { families: [...families.values()].filter((f) => opts.keepEmpty || f.samples.length > 0), errors };
 }
 
 function escapeLabel(v: string): string {
@@ -186,4 +195,9 @@ export function renderFamilies(families: readonly Family[], extraLabels: Record<
     }
   }
   return out;
+}
+
+/** The same exposition in OpenMetrics, without the closing "# EOF" line; lines it cannot read are left out. */
+export function toOpenMetrics(text: string): string {
+  return renderFamilies(parseExposition(text, { keepEmpty: true }).families, {}, true);
 }
