@@ -9,6 +9,7 @@ import type { Finding } from "./config/resolve.ts";
 import type { Config } from "./config/types.ts";
 import { checkTarget } from "./health/debug-status.ts";
 import { createLogging, errorMessage } from "./log.ts";
+import { ConfigReloader } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
 import { MetricRegistry } from "./metrics/registry.ts";
 import { buildSources } from "./sources/index.ts";
@@ -88,7 +89,7 @@ async function runChecksOnce(config: Config): Promise<number> {
   }
   const tracing = startTracing(logging.root);
   // Source and backup checks read source state, so every configured source is brought up to date once first.
-  const sources = new SourceRegistry(buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }) }));
+  const sources = new SourceRegistry(buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }), seriesLimit: config.limits.seriesPerSource }));
   await Promise.all(sources.names.map((name) => sources.get(name)?.refresh()));
   const store = new CheckStore();
   const engine = new CheckEngine(store, { logger: logging.root, sources }, undefined);
@@ -111,7 +112,7 @@ async function runChecksOnce(config: Config): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-async function serve(config: Config): Promise<void> {
+async function serve(config: Config, file: string | undefined): Promise<void> {
   const logging = createLogging(config.logging);
   const log = logging.component("main");
   let runtime: Runtime;
@@ -122,6 +123,9 @@ async function serve(config: Config): Promise<void> {
     process.exit(1);
   }
   log.info({ version: VERSION, checks: config.checks.length, ...runtime.addresses }, "sidecar-exporter started");
+  // SIGHUP or a changed file re-reads the configuration.
+  const reloader = new ConfigReloader(file, runtime, logging.component("config"));
+  await reloader.start();
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -131,6 +135,7 @@ async function serve(config: Config): Promise<void> {
     }
     signalled = true;
     log.info({ signal, graceMs: config.server.shutdownGracePeriodMs }, "shutting down: readiness is now failing, draining servers");
+    reloader.stop();
     runtime.stop().then(
       () => {
         log.info("shutdown complete");
@@ -195,7 +200,7 @@ async function main(rawArgv: string[]): Promise<void> {
   const { config } = loadOrExit(values.config ?? (process.env.SIDECAR_CONFIG || undefined));
   if (values["print-config"]) return void process.stdout.write(scrub(stringify(displayConfig(config))));
   if (command === "check") process.exit(await runChecksOnce(config));
-  await serve(config);
+  await serve(config, values.config ?? (process.env.SIDECAR_CONFIG || undefined));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

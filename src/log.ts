@@ -44,9 +44,16 @@ export interface LogSetup {
   root: Logger;
   /** A child logger for one part of the program, at the level the config sets for it. */
   component(name: string): Logger;
+  /** Applies the levels of a new logging config to the root and every component logger. */
+  reconfigure(next: LoggingConfig): void;
 }
 
-export function createLogging(cfg: LoggingConfig, destination?: DestinationStream): LogSetup {
+export function applyLogLevels(setup: LogSetup, next: LoggingConfig): void {
+  setup.reconfigure(next);
+}
+
+export function createLogging(initial: LoggingConfig, destination?: DestinationStream): LogSetup {
+  let cfg = initial;
   const dest =
     destination ??
     (cfg.format === "console"
@@ -71,6 +78,11 @@ export function createLogging(cfg: LoggingConfig, destination?: DestinationStrea
   const children = new Map<string, Logger>();
   return {
     root,
+    reconfigure(next: LoggingConfig) {
+      root.level = next.level;
+      for (const [name, child] of children) child.level = next.components[name]?.level ?? next.level;
+      cfg = next;
+    },
     component(name) {
       let child = children.get(name);
       if (!child) {

@@ -2,13 +2,16 @@ import type { Server as HttpsServer } from "node:https";
 import { CheckEngine } from "./checks/engine.ts";
 import type { Config } from "./config/types.ts";
 import { HealthModel } from "./health/model.ts";
-import type { LogSetup } from "./log.ts";
+import { CLUSTER_WIDE_SOURCES, type SourceGate, startSources } from "./leader/gate.ts";
+import { applyLogLevels, type LogSetup } from "./log.ts";
+import { Secret } from "./secret.ts";
 import { MetricRegistry } from "./metrics/registry.ts";
 import { healthApp } from "./serve/health-server.ts";
 import { listen, type Listening } from "./serve/listen.ts";
 import { metricsApp } from "./serve/metrics-server.ts";
 import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
 import { secureServing, type SecureServing } from "./serve/secure/index.ts";
+import { SOURCE_NAMES } from "./sources/config.ts";
 import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
@@ -34,14 +37,22 @@ export class Runtime {
   #grpcServer: GrpcHealthServer | undefined;
   #tracing: Tracing | undefined;
   #secure: SecureServing | undefined;
+  #gate: SourceGate | undefined;
   #stopping: Promise<void> | undefined;
+  #config: Config;
+
+  /** The configuration running now; a reload replaces it. */
+  get config(): Config {
+    return this.#config;
+  }
 
   private constructor(
-    readonly config: Config,
+    config: Config,
     private readonly opts: RuntimeOptions,
   ) {
+    this.#config = config;
     this.metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
-    this.sources = new SourceRegistry(buildSources(config.sources, { logger: opts.logging.component("sources"), metrics: this.metrics }));
+    this.sources = new SourceRegistry(buildSources(config.sources, this.#sourceContext(config)));
     this.model = new HealthModel(this.store, () => this.sources.lines());
     const logger = opts.logging.component("checks");
     this.engine = new CheckEngine(this.store, { logger, sources: this.sources }, this.metrics.handles);
@@ -59,11 +70,11 @@ export class Runtime {
       await runtime.stop();
       throw err;
     }
-    runtime.sources.start();
+    runtime.#gate = startSources(config.leaderElection, runtime.sources, { gauge: runtime.metrics.handles.leader, logger: opts.logging.component("leader") });
     runtime.store.startSweeping();
     // Checks that read sources would fail their first run if it came before the sources' first poll; the
     // servers already answer meanwhile, with readiness pending.
-    void runtime.sources.firstResults(runtime.#longestSourceTimeoutMs()).then(() => {
+    void runtime.#gate.firstDecision.then(() => runtime.sources.firstResults(runtime.#longestSourceTimeoutMs())).then(() => {
       if (!runtime.model.shuttingDown) runtime.engine.start();
     });
     return runtime;
@@ -96,14 +107,14 @@ export class Runtime {
     this.#secure = await secureServing(config, handles, log);
     if (config.metrics.enabled) {
       const app = metricsApp(this.metrics, config.metrics.path, this.#secure.metricsGuard);
-      this.#metricsServer = await listen("metrics", app, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls);
+      this.#metricsServer = await listen("metrics", app, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls, { maxConnections: config.limits.maxConnections });
       if (this.#secure.tls) this.#secure.attach(this.#metricsServer.server as HttpsServer);
       const scheme = config.metrics.secure ? `https, auth ${config.metrics.auth.mode}` : "http";
       log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme }, "metrics server listening");
     }
     if (config.health.enabled) {
       const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt }, () => this.sources.debug(), this.#secure.debugGuard);
-      this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)");
+      this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)", undefined, { maxConnections: config.limits.maxConnections });
       log.info({ address: this.#healthServer.address }, "health server listening");
     }
     if (config.grpcHealth.enabled) {
@@ -127,11 +138,58 @@ export class Runtime {
    * Readiness turns false at once, checks stop, then the servers drain for up to the grace period.
    * Safe to call more than once; later calls wait for the first.
    */
+  /**
+   * Applies a new configuration without dropping the servers: checks are added, removed or replaced by name,
+   * sources restarted only when their own settings changed, log levels follow. Settings that shape the servers
+   * (ports, addresses, TLS, metric labels, limits, leader election) take a restart; they are reported, not applied.
+   */
+  async applyConfig(next: Config): Promise<{ checks: string[]; sources: string[]; needsRestart: string[] }> {
+    const prev = this.#config;
+    const same = (a: unknown, b: unknown) => comparable(a) === comparable(b);
+    const needsRestart = (["metrics", "health", "grpcHealth", "server", "limits", "leaderElection", "debug"] as const).filter((k) => !same(prev[k], next[k]));
+
+    const changedChecks: string[] = [];
+    const before = new Map(prev.checks.map((c) => [c.name, c]));
+    const after = new Map(next.checks.map((c) => [c.name, c]));
+    for (const [name, spec] of before) {
+      if (!after.has(name) || !same(spec, after.get(name))) {
+        await this.engine.remove(name);
+        changedChecks.push(after.has(name) ? `~${name}` : `-${name}`);
+      }
+    }
+    const started = this.engine.specs().length > 0 || prev.checks.length === 0;
+    for (const [name, spec] of after) {
+      if (before.has(name) && same(before.get(name), spec)) continue;
+      this.engine.add(spec);
+      if (started) this.engine.startOne(name);
+      if (!before.has(name)) changedChecks.push(`+${name}`);
+    }
+
+    const changedSources: string[] = [];
+    const keys = new Set([...Object.keys(prev.sources), ...Object.keys(next.sources)]) as Set<keyof Config["sources"]>;
+    for (const key of keys) {
+      if (same(prev.sources[key], next.sources[key])) continue;
+      const rebuilt = buildSources({ [key]: next.sources[key] }, this.#sourceContext(next))[0];
+      const name = SOURCE_NAMES[key];
+      const leading = this.#gate?.elector === undefined || this.#gate.elector.leading || !CLUSTER_WIDE_SOURCES.includes(name);
+      await this.sources.replace(name, rebuilt, leading);
+      changedSources.push(name);
+    }
+
+    applyLogLevels(this.opts.logging, next.logging);
+    this.#config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, prev[k]])) };
+    return { checks: changedChecks, sources: changedSources, needsRestart };
+  }
+
+  #sourceContext(config: Config) {
+    return { logger: this.opts.logging.component("sources"), metrics: this.metrics, seriesLimit: config.limits.seriesPerSource };
+  }
+
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.model.beginShutdown();
       this.store.stopSweeping();
-      await Promise.all([this.engine.stop(), this.sources.stop()]);
+      await Promise.all([this.engine.stop(), this.#gate?.stop() ?? this.sources.stop()]);
       const grace = this.config.server.shutdownGracePeriodMs;
       // Queued spans are exported while the servers drain, within the same grace period.
       await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace), this.#tracing?.shutdown(grace)]);
@@ -139,4 +197,9 @@ export class Runtime {
     })();
     return this.#stopping;
   }
+}
+
+/** A form of a config value for comparing two configs: credentials compared by value, never printed. */
+function comparable(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v instanceof Secret ? `secret:${v.reveal()}` : v)) ?? "";
 }

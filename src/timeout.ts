@@ -18,9 +18,13 @@ export interface TimedRun<T> {
  * Runs `work` with an AbortSignal that fires at `timeoutMs`, and cuts the caller loose at that moment even if
  * the work does not honour the signal. `settled` lets the caller refuse to start again while such work lingers.
  */
-export function runWithTimeout<T>(work: (signal: AbortSignal) => Promise<T>, timeoutMs: number): TimedRun<T> {
+export function runWithTimeout<T>(work: (signal: AbortSignal) => Promise<T>, timeoutMs: number, outer?: AbortSignal): TimedRun<T> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TimeoutError(timeoutMs)), timeoutMs);
+  // Stopping the owner (e.g. a source losing leadership) cuts the run off too.
+  const onOuterAbort = () => controller.abort(outer?.reason);
+  if (outer?.aborted) onOuterAbort();
+  else outer?.addEventListener("abort", onOuterAbort, { once: true });
   let running: Promise<T>;
   try {
     running = work(controller.signal);
@@ -36,6 +40,7 @@ export function runWithTimeout<T>(work: (signal: AbortSignal) => Promise<T>, tim
     controller.signal.addEventListener("abort", onAbort, { once: true });
     running.then(resolve, reject).finally(() => {
       clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuterAbort);
       controller.signal.removeEventListener("abort", onAbort);
     });
   });

@@ -5,6 +5,9 @@ import type { ProberFactory } from "./types.ts";
 /** Judges the newest backup of one target from the backups source's latest poll; calls nothing itself. */
 export const backupProber: ProberFactory<BackupCheckSpec> = (spec, ctx) => ({
   async probe() {
+    // A follower does not poll the targets; the leader's own backup checks judge them.
+    const standby = ctx.sources.standbyReason?.("backups");
+    if (standby !== undefined) return { ok: true, message: standby };
     const state = ctx.sources.backupTarget?.(spec.target);
     if (!state) return { ok: false, reason: "not_found", message: `backup target ${spec.target} is not known: configure sources.backups` };
     if (!state.reachable && state.newestAt === undefined) return { ok: false, reason: "unhealthy", message: `backup target ${spec.target} unreachable: ${state.error ?? "no poll succeeded yet"}` };

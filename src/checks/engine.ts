@@ -125,6 +125,32 @@ export class CheckEngine {
     this.metrics?.healthCheckFailure.inc({ check: spec.name }, 0);
   }
 
+  /** Stops a check and forgets it: its state, endpoint answer and series go with it. */
+  async remove(name: string): Promise<void> {
+    const runner = this.#runners.get(name);
+    if (!runner) return;
+    this.#runners.delete(name);
+    await runner.stop();
+    this.store.unregister(name);
+    if (this.metrics) {
+      const m = this.metrics;
+      for (const family of [m.healthCheckUp, m.healthCheckSuccess, m.healthCheckFailure, m.healthCheckLastRun, m.healthCheckSkipped, m.healthCheckDuration]) {
+        family.remove({ check: name });
+      }
+      m.healthCheckInfo.remove({ check: name, type: runner.spec.type, critical: String(runner.spec.critical) });
+    }
+  }
+
+  /** The configured checks, in order. */
+  specs(): CheckSpec[] {
+    return [...this.#runners.values()].map((r) => r.spec);
+  }
+
+  /** Starts one check added after start(). */
+  startOne(name: string): void {
+    this.#runners.get(name)?.start();
+  }
+
   start(): void {
     for (const runner of this.#runners.values()) runner.start();
   }

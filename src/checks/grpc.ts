@@ -2,20 +2,10 @@ import * as grpc from "@grpc/grpc-js";
 import type { GrpcCheckSpec } from "../config/types.ts";
 import { UpstreamError } from "../errors.ts";
 import { healthClientConstructor, type HealthCheckResponse } from "../grpc/protos.ts";
+import { reasonForGrpcError } from "../grpc/reason.ts";
 import { grpcStatus, grpcUpstream, traced } from "../tracing/spans.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
-
-const REASON_BY_CODE: Partial<Record<grpc.status, UpstreamError["reason"]>> = {
-  [grpc.status.DEADLINE_EXCEEDED]: "timeout",
-  [grpc.status.UNAUTHENTICATED]: "unauthorized",
-  [grpc.status.PERMISSION_DENIED]: "unauthorized",
-  [grpc.status.NOT_FOUND]: "not_found",
-  [grpc.status.UNAVAILABLE]: "connection",
-  [grpc.status.RESOURCE_EXHAUSTED]: "rate_limited",
-  [grpc.status.INTERNAL]: "decode",
-  [grpc.status.CANCELLED]: "timeout",
-};
 
 /** Calls grpc.health.v1.Health/Check; passes on SERVING. */
 export const grpcProber: ProberFactory<GrpcCheckSpec> = (spec) => {
@@ -51,7 +41,7 @@ export const grpcProber: ProberFactory<GrpcCheckSpec> = (spec) => {
           (err: grpc.ServiceError | null, res: HealthCheckResponse) => {
             signal.removeEventListener("abort", cancel);
             grpcStatus(span, err ? err.code : grpc.status.OK);
-            if (err) reject(new UpstreamError(`${grpc.status[err.code] ?? err.code}: ${err.details}`, REASON_BY_CODE[err.code as grpc.status] ?? "other"));
+            if (err) reject(new UpstreamError(`${grpc.status[err.code] ?? err.code}: ${err.details}`, reasonForGrpcError(err.code, err.details)));
             else resolve(res);
           },
         ) as grpc.ClientUnaryCall;

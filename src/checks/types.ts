@@ -38,6 +38,8 @@ export interface SourceStatusReader {
   sourceStatus(name: string): SourceStatus | undefined;
   /** Undefined when no backups source is configured or it has no target of that name. */
   backupTarget?(name: string): BackupTargetState | undefined;
+  /** Why a source is left to another replica (leader election), or undefined when this replica polls it. */
+  standbyReason?(source: string): string | undefined;
 }
 
 export interface ProbeContext {

@@ -29,7 +29,8 @@ export function parseDuration(text: string): number | undefined {
     if (!m || m.index !== start) return undefined;
     total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
   }
-  return total;
+  // Hundreds of digits overflow to Infinity, which no timer or comparison can use.
+  return Number.isFinite(total) ? total : undefined;
 }
 
 /** Renders milliseconds back in the shortest Go-style form, for --print-config and messages. */

@@ -178,7 +178,12 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
         file,
       };
     }
-    doc = parsedDoc.toJS() ?? {};
+    try {
+      doc = parsedDoc.toJS() ?? {};
+    } catch (err) {
+      // Aliases are resolved only here: one without its anchor, or too many of them (an expansion bomb).
+      return { ok: false, errors: [{ path: file, message: `not valid YAML: ${(err as Error).message.split("\n")[0]?.trim().replace(/:$/, "")}` }], warnings: [], file };
+    }
     if (!isRecord(doc)) {
       return { ok: false, errors: [{ path: file, message: `the top level must be a mapping of sections (metrics, health, healthChecks, logging), got ${describe(doc)}` }], warnings: [], file };
     }

@@ -3,6 +3,7 @@ import type { Config } from "../config/types.ts";
 import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts";
 import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
 import type { HealthModel } from "../health/model.ts";
+import { noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
 import { PPROF_PATHS, PPROF_PREFIX, pprofRoutes } from "./pprof.ts";
 import type { Guard } from "./secure/guard.ts";
@@ -27,17 +28,22 @@ function answer(c: Context, kind: "livez" | "readyz" | "healthz", report: Health
 
 export function healthApp(model: HealthModel, config: Config, info: DebugInfo, sources?: () => unknown[], debugGuard?: Guard): Hono {
   const app = new Hono();
+  app.use(noBodyOnGet);
   const { livenessPath, readinessPath } = config.health;
   const livePaths = [...new Set([livenessPath, "/healthz", "/livez"])];
   const readyPaths = [...new Set([readinessPath, "/readyz"])];
-  const checkPaths = new Map<string, string>();
-  for (const spec of config.checks) {
-    checkPaths.set(spec.endpoint, spec.name);
-    checkPaths.set(`/health/${spec.name}`, spec.name);
-  }
+  // Read from the store on each request, so checks added or removed by a reload are answered at once.
+  const checkPaths = (): Map<string, string> => {
+    const paths = new Map<string, string>();
+    for (const { spec } of model.store.views()) {
+      paths.set(spec.endpoint, spec.name);
+      paths.set(`/health/${spec.name}`, spec.name);
+    }
+    return paths;
+  };
   // Profiling is listed only when it is on; off, its paths are as unknown as any other.
   const pprof = config.debug.pprof.enabled ? PPROF_PATHS : [];
-  const endpoints = () => [...livePaths, ...readyPaths, ...readyPaths.map((p) => `${p}/<check>`), ...checkPaths.keys(), "/debug/status", ...pprof];
+  const endpoints = () => [...livePaths, ...readyPaths, ...readyPaths.map((p) => `${p}/<check>`), ...checkPaths().keys(), "/debug/status", ...pprof];
 
   app.get("/", (c) => c.json({ name: "sidecar-exporter", endpoints: endpoints() }));
 
@@ -62,13 +68,12 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
       return c.body(`[-]${name} failed: ${reason}\n`, 503, TEXT);
     });
   }
-  for (const [path, name] of checkPaths) {
-    app.get(path, (c) => {
-      const view = model.check(name);
-      if (!view) return c.json({ error: `no check named "${name}"` }, 404);
-      return c.json(checkJson(view), view.status === "pass" ? 200 : 503, { "cache-control": "no-store" });
-    });
-  }
+  app.get("*", async (c, next) => {
+    const name = checkPaths().get(c.req.path);
+    const view = name === undefined ? undefined : model.check(name);
+    if (!view) return next();
+    return c.json(checkJson(view), view.status === "pass" ? 200 : 503, { "cache-control": "no-store" });
+  });
   // Probe paths stay open (the kubelet sends no token); only the debugging aids can be put behind authorization.
   if (debugGuard) app.use("/debug/*", debugGuard as unknown as MiddlewareHandler);
   app.get("/debug/status", (c) =>

@@ -14,12 +14,32 @@ export interface Listening {
   close(graceMs: number): Promise<void>;
 }
 
-export async function listen(name: string, app: Hono, host: string, port: number, configKey: string, tls?: HttpsOptions): Promise<Listening> {
-  const server = (tls ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: tls }) : createAdaptorServer({ fetch: app.fetch })) as Server;
-  // A probe or scrape that stalls must not hold a socket forever; these bound slow and idle clients.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+export interface ServerLimits {
+  /** Connections open at once (limits.maxConnections); one more is closed as soon as it is accepted. */
+  maxConnections?: number;
+  /** Time a client has to send the complete request head; a slowloris client is cut off after it. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the complete request. */
+  requestTimeoutMs?: number;
+  /** How often incomplete requests are checked against the two timeouts above. */
+  timeoutCheckIntervalMs?: number;
+}
+
+export async function listen(name: string, app: Hono, host: string, port: number, configKey: string, tls?: HttpsOptions, limits: ServerLimits = {}): Promise<Listening> {
+  // A probe or scrape that stalls must not hold a socket forever; these bound slow and idle clients. Node checks
+  // the request timeouts only every connectionsCheckingInterval (30 s by default), hence the shorter interval.
+  const serverOptions = {
+    headersTimeout: limits.headersTimeoutMs ?? 10_000,
+    requestTimeout: limits.requestTimeoutMs ?? 30_000,
+    connectionsCheckingInterval: limits.timeoutCheckIntervalMs ?? 1_000,
+  };
+  const server = (
+    tls
+      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...tls, ...serverOptions } })
+      : createAdaptorServer({ fetch: app.fetch, serverOptions })
+  ) as Server;
   server.keepAliveTimeout = 65_000;
+  if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const hint =

@@ -1,5 +1,6 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import type { MetricRegistry } from "../metrics/registry.ts";
+import { noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
 import type { Guard } from "./secure/guard.ts";
 
@@ -24,6 +25,7 @@ function wantsOpenMetrics(accept: string | undefined): boolean {
  */
 export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard): Hono {
   const app = new Hono();
+  app.use(noBodyOnGet);
   // The Guard reads the Node request (client certificates); the app itself needs no bindings.
   if (guard) app.use(path, guard as unknown as MiddlewareHandler);
   const endpoints = () => [path];

@@ -32,6 +32,8 @@ export class PolledSource implements Source {
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
   #stopped = false;
+  #generation = 0;
+  #lifetime = new AbortController();
 
   constructor(
     readonly name: string,
@@ -45,11 +47,16 @@ export class PolledSource implements Source {
 
   start(): void {
     this.#stopped = false;
+    this.#generation++;
+    this.#lifetime = new AbortController();
     this.#schedule(Math.random() * Math.min(MAX_START_JITTER_MS, this.schedule.intervalMs * 0.1));
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    // A timer chain from before a stop must not survive a start that follows it, nor a poll under way go on.
+    this.#generation++;
+    this.#lifetime.abort(new Error(`source ${this.name} stopped`));
     clearTimeout(this.#timer);
     await this.driver.close().catch((err: unknown) => this.logger.debug({ err, source: this.name }, "source close failed"));
   }
@@ -75,7 +82,7 @@ export class PolledSource implements Source {
     if (this.#inFlight) return undefined;
     const started = performance.now();
     const span = startSpan(`poll ${this.name}`, { "source.name": this.name });
-    const run = runWithTimeout((signal) => activate(span, () => this.driver.poll(signal)), this.schedule.timeoutMs);
+    const run = runWithTimeout((signal) => activate(span, () => this.driver.poll(signal)), this.schedule.timeoutMs, this.#lifetime.signal);
     const inFlight = run.settled.finally(() => {
       if (this.#inFlight === inFlight) this.#inFlight = undefined;
     });
@@ -86,22 +93,28 @@ export class PolledSource implements Source {
       finish(span, "source", { ok: true });
       return { ok: true };
     } catch (err) {
+      if (this.#stopped) {
+        // Cut off by stop(): not an upstream failure, nothing to record.
+        finish(span, "source", { ok: false, reason: "other", message: "stopped" });
+        return { ok: false };
+      }
       const reason = this.#health.failure(err, performance.now() - started);
       finish(span, "source", { ok: false, reason, message: errorMessage(err) });
       return { ok: false, ...(err instanceof RetryAfterError && err.retryAfterMs !== undefined && { retryAfterMs: err.retryAfterMs }) };
     }
   }
 
-  #schedule(delayMs: number): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#tick(), delayMs);
+  #schedule(delayMs: number, generation = this.#generation): void {
+    if (this.#stopped || generation !== this.#generation) return;
+    this.#timer = setTimeout(() => void this.#tick(generation), delayMs);
   }
 
-  async #tick(): Promise<void> {
+  async #tick(generation: number): Promise<void> {
     const startedAt = Date.now();
     const result = await this.pollOnce();
+    if (generation !== this.#generation) return;
     const base = nextDelayMs(this.schedule, this.#health.consecutiveFailures, result?.retryAfterMs);
     const jitter = (Math.random() * 2 - 1) * INTERVAL_JITTER * this.schedule.intervalMs;
-    this.#schedule(Math.max(0, base - (Date.now() - startedAt) + jitter));
+    this.#schedule(Math.max(0, base - (Date.now() - startedAt) + jitter), generation);
   }
 }

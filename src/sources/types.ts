@@ -7,6 +7,8 @@ export type { SourceStatus };
 export interface SourceContext {
   logger: Logger;
   metrics: MetricRegistry;
+  /** limits.seriesPerSource: the series one source may export across all its families (default 10,000). */
+  seriesLimit?: number;
 }
 
 /** What one successful poll reports besides the series it set. */

@@ -59,7 +59,7 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
   }
 
   unregister(name: string): void {
-    this.#entries.delete(name);
+    if (this.#entries.delete(name)) this.emit("change", name, "pending");
   }
 
   record(name: string, result: CheckResult): void {

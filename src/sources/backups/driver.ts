@@ -4,6 +4,7 @@ import type { Logger } from "../../log.ts";
 import { METRICS } from "../../metrics/catalogue.ts";
 import type { MetricHandles } from "../../metrics/registry.ts";
 import { OwnedSeries, type Sample } from "../../metrics/series.ts";
+import { SeriesBudget } from "../../metrics/series-budget.ts";
 import { RetryAfterError } from "../health.ts";
 import { type BackupsSourceConfig, type BackupTargetConfig, type Schedule, SOURCE_NAMES } from "../config.ts";
 import type { PollDriver, PollOutcome } from "../types.ts";
@@ -49,16 +50,17 @@ export class BackupsDriver implements PollDriver {
   readonly #age: OwnedSeries;
   readonly #verified: OwnedSeries;
 
-  constructor(config: BackupsSourceConfig & Schedule, metrics: MetricHandles, logger: Logger, listerFor: ListerFactory = defaultListerFor) {
+  constructor(config: BackupsSourceConfig & Schedule, metrics: MetricHandles, logger: Logger, listerFor: ListerFactory = defaultListerFor, seriesLimit?: number) {
     const match = config.match === undefined ? undefined : new RegExp(config.match);
     const log = logger.child({ source: SOURCE_NAMES.backups });
     this.#targets = config.targets.map((t) => new BackupTarget(t, listerFor(t, config.timeoutMs), match, log));
     this.#budgetMs = Math.max(1, Math.floor(config.timeoutMs * TARGET_BUDGET_SHARE));
-    this.#last = new OwnedSeries(metrics.backupLastTimestamp, METRICS.backupLastTimestamp.labels);
-    this.#size = new OwnedSeries(metrics.backupSize, METRICS.backupSize.labels);
-    this.#objects = new OwnedSeries(metrics.backupObjects, METRICS.backupObjects.labels);
-    this.#age = new OwnedSeries(metrics.backupAge, METRICS.backupAge.labels);
-    this.#verified = new OwnedSeries(metrics.backupVerified, METRICS.backupVerified.labels);
+    const seriesBudget = new SeriesBudget({ source: SOURCE_NAMES.backups, limit: seriesLimit, dropped: metrics.seriesDropped, logger });
+    this.#last = new OwnedSeries(metrics.backupLastTimestamp, METRICS.backupLastTimestamp.labels, seriesBudget);
+    this.#size = new OwnedSeries(metrics.backupSize, METRICS.backupSize.labels, seriesBudget);
+    this.#objects = new OwnedSeries(metrics.backupObjects, METRICS.backupObjects.labels, seriesBudget);
+    this.#age = new OwnedSeries(metrics.backupAge, METRICS.backupAge.labels, seriesBudget);
+    this.#verified = new OwnedSeries(metrics.backupVerified, METRICS.backupVerified.labels, seriesBudget);
   }
 
   async poll(signal: AbortSignal): Promise<PollOutcome> {

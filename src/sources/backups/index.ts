@@ -14,7 +14,7 @@ export class BackupsSource implements Source {
   readonly #driver: BackupsDriver;
 
   constructor(config: BackupsSourceConfig & Schedule, ctx: SourceContext, listerFor: ListerFactory = defaultListerFor) {
-    this.#driver = new BackupsDriver(config, ctx.metrics.handles, ctx.logger, listerFor);
+    this.#driver = new BackupsDriver(config, ctx.metrics.handles, ctx.logger, listerFor, ctx.seriesLimit);
     this.#polled = new PolledSource(this.name, config, this.#driver, ctx.metrics.handles, ctx.logger);
   }
 

@@ -52,9 +52,18 @@ function toElement(node: OrderedNode): XmlElement | undefined {
 export function parseXml(doc: string): XmlElement {
   // S3 never sends a DTD; refusing one keeps entity expansion tricks out entirely.
   if (/<!DOCTYPE/i.test(doc)) throw new UpstreamError("malformed XML: unexpected DOCTYPE", "decode");
-  const valid = XMLValidator.validate(doc);
-  if (valid !== true) throw new UpstreamError(`malformed XML: ${valid.err.msg} (line ${valid.err.line})`, "decode");
-  const roots = (parser.parse(doc) as OrderedNode[]).map(toElement).filter((e): e is XmlElement => e !== undefined);
+  let nodes: OrderedNode[];
+  try {
+    const valid = XMLValidator.validate(doc);
+    if (valid !== true) throw new UpstreamError(`malformed XML: ${valid.err.msg} (line ${valid.err.line})`, "decode");
+    nodes = parser.parse(doc) as OrderedNode[];
+  } catch (err) {
+    // The validator passes some broken documents ("<a/") that the parser then trips over with a TypeError,
+    // and the parser refuses deep nesting with a plain Error: all of it is a malformed answer.
+    if (err instanceof UpstreamError) throw err;
+    throw new UpstreamError(`malformed XML: ${err instanceof Error ? err.message : String(err)}`, "decode");
+  }
+  const roots = nodes.map(toElement).filter((e): e is XmlElement => e !== undefined);
   if (roots.length !== 1) throw new UpstreamError(`malformed XML: expected one root element, found ${roots.length}`, "decode");
   return roots[0] as XmlElement;
 }

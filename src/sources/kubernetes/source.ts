@@ -3,6 +3,7 @@ import { classifyError } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../log.ts";
 import { METRICS } from "../../metrics/catalogue.ts";
 import { OwnedSeries } from "../../metrics/series.ts";
+import { SeriesBudget } from "../../metrics/series-budget.ts";
 import { type KubernetesSourceConfig, type Schedule, SOURCE_NAMES } from "../config.ts";
 import { SourceHealth } from "../health.ts";
 import type { PollOutcome, Source, SourceContext, SourceStatus } from "../types.ts";
@@ -96,7 +97,8 @@ class KubernetesSource implements Source {
       ...options.timing,
     };
     const h = ctx.metrics.handles;
-    this.#series = Object.fromEntries(GAUGES.map((k) => [k, new OwnedSeries(h[k], METRICS[k].labels)])) as Record<GaugeKey, OwnedSeries>;
+    const budget = new SeriesBudget({ source: this.name, limit: ctx.seriesLimit, dropped: h.seriesDropped, logger: ctx.logger });
+    this.#series = Object.fromEntries(GAUGES.map((k) => [k, new OwnedSeries(h[k], METRICS[k].labels, budget)])) as Record<GaugeKey, OwnedSeries>;
   }
 
   start(): void {

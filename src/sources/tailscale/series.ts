@@ -1,4 +1,5 @@
 import type { MetricHandles } from "../../metrics/registry.ts";
+import type { SeriesBudget } from "../../metrics/series-budget.ts";
 import { OwnedSeries, type Sample } from "../../metrics/series.ts";
 import type { DeviceView } from "./devices.ts";
 
@@ -40,12 +41,12 @@ export class TailscaleSeries {
   readonly #updateAvailable: OwnedSeries;
   readonly #authorized: OwnedSeries;
 
-  constructor(handles: MetricHandles) {
-    this.#devicesTotal = new OwnedSeries(handles.tailscaleDevices, ["os"]);
-    this.#online = new OwnedSeries(handles.tailscaleDeviceOnline, ["device", "hostname"]);
-    this.#keyExpiry = new OwnedSeries(handles.tailscaleKeyExpiry, ["device"]);
-    this.#updateAvailable = new OwnedSeries(handles.tailscaleUpdateAvailable, ["device"]);
-    this.#authorized = new OwnedSeries(handles.tailscaleAuthorized, ["device"]);
+  constructor(handles: MetricHandles, budget?: SeriesBudget) {
+    this.#devicesTotal = new OwnedSeries(handles.tailscaleDevices, ["os"], budget);
+    this.#online = new OwnedSeries(handles.tailscaleDeviceOnline, ["device", "hostname"], budget);
+    this.#keyExpiry = new OwnedSeries(handles.tailscaleKeyExpiry, ["device"], budget);
+    this.#updateAvailable = new OwnedSeries(handles.tailscaleUpdateAvailable, ["device"], budget);
+    this.#authorized = new OwnedSeries(handles.tailscaleAuthorized, ["device"], budget);
   }
 
   /** Installs the series of a successful poll; devices no longer listed lose theirs. */

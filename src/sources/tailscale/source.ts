@@ -1,3 +1,4 @@
+import { SeriesBudget } from "../../metrics/series-budget.ts";
 import { SOURCE_NAMES, type Schedule, type TailscaleSourceConfig } from "../config.ts";
 import { PolledSource } from "../poller.ts";
 import type { PollDriver, PollOutcome, SourceContext } from "../types.ts";
@@ -66,6 +67,7 @@ export function createTailscaleSource(
   const transport = new HttpTransport(config.tls, config.timeoutMs);
   const auth = createAuthenticator(config, baseUrl, { transport, logger: ctx.logger, now, env: options.env ?? process.env });
   const client = new DevicesClient({ baseUrl, tailnet: config.tailnet, maxBodyBytes: config.maxBodyBytes, transport, auth, now });
-  const driver = new TailscaleDriver(config, client, auth, transport, new TailscaleSeries(ctx.metrics.handles), now);
+  const budget = new SeriesBudget({ source: SOURCE_NAMES.tailscale, limit: ctx.seriesLimit, dropped: ctx.metrics.handles.seriesDropped, logger: ctx.logger });
+  const driver = new TailscaleDriver(config, client, auth, transport, new TailscaleSeries(ctx.metrics.handles, budget), now);
   return new PolledSource(SOURCE_NAMES.tailscale, config, driver, ctx.metrics.handles, ctx.logger);
 }

@@ -2,6 +2,7 @@ import { UpstreamError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricHandles } from "../../metrics/registry.ts";
 import { OwnedSeries } from "../../metrics/series.ts";
+import { SeriesBudget } from "../../metrics/series-budget.ts";
 import { METRICS } from "../../metrics/catalogue.ts";
 import { SOURCE_NAMES, type Schedule, type TalosSourceConfig } from "../config.ts";
 import { PolledSource } from "../poller.ts";
@@ -35,9 +36,11 @@ export class TalosDriver implements PollDriver {
     private readonly config: TalosSourceSettings,
     private readonly metrics: MetricHandles,
     private readonly logger: Logger,
+    seriesLimit?: number,
   ) {
+    const budget = new SeriesBudget({ source: SOURCE_NAMES.talos, limit: seriesLimit, dropped: metrics.seriesDropped, logger });
     this.#series = Object.fromEntries(
-      TALOS_FAMILIES.map((f) => [f, new OwnedSeries(metrics[f], METRICS[f].labels)]),
+      TALOS_FAMILIES.map((f) => [f, new OwnedSeries(metrics[f], METRICS[f].labels, budget)]),
     ) as Record<TalosFamily, OwnedSeries>;
   }
 
@@ -133,6 +136,6 @@ export class TalosDriver implements PollDriver {
 
 /** The Talos machine API source: node versions, service health and etcd state, polled through apid. */
 export function createTalosSource(config: TalosSourceSettings, ctx: SourceContext): Source {
-  const driver = new TalosDriver(config, ctx.metrics.handles, ctx.logger);
+  const driver = new TalosDriver(config, ctx.metrics.handles, ctx.logger, ctx.seriesLimit);
   return new PolledSource(SOURCE_NAMES.talos, config, driver, ctx.metrics.handles, ctx.logger);
 }
