@@ -115,6 +115,7 @@ export class PolledSource implements Source {
     if (generation !== this.#generation) return;
     const base = nextDelayMs(this.schedule, this.#health.consecutiveFailures, result?.retryAfterMs);
     const jitter = (Math.random() * 2 - 1) * INTERVAL_JITTER * this.schedule.intervalMs;
-    this.#schedule(Math.max(0, base - (Date.now() - startedAt) + jitter), generation);
+    // Retry-After counts from the answer that carried it, not from the start of the poll that got it.
+    this.#schedule(Math.max(0, base - (Date.now() - startedAt) + jitter, result?.retryAfterMs ?? 0), generation);
   }
 }
