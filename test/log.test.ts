@@ -87,16 +87,19 @@ describe("logging", () => {
         logging: { level: "trace" },
         healthChecks: {
           dependencies: [
-            { name: "with-header", type: "http", url: target.url, headers: { Authorization: `Bearer ${planted.header}` }, interval: "200ms", timeout: "100ms" },
-            { name: "with-token", type: "http", url: target.url, bearerTokenFile: tokenFile, interval: "200ms", timeout: "100ms" },
-            { name: "with-password", type: "http", url: `http://admin:${planted.password}@127.0.0.1:1/`, interval: "200ms", timeout: "100ms" },
+            { name: "with-header", type: "http", url: target.url, headers: { Authorization: `Bearer ${planted.header}` }, interval: "1s", timeout: "900ms" },
+            { name: "with-token", type: "http", url: target.url, bearerTokenFile: tokenFile, interval: "1s", timeout: "900ms" },
+            { name: "with-password", type: "http", url: `http://admin:${planted.password}@127.0.0.1:1/`, interval: "1s", timeout: "900ms" },
           ],
         },
       }),
     ]);
     const started = await eventually(() => run.stdout().split("\n").find((l) => l.includes("sidecar-exporter started")), 10_000);
     const { health, metrics } = JSON.parse(started) as { health: string; metrics: string };
-    await eventually(async () => JSON.parse((await get(`http://${health}/debug/status`)).body).checks.every((c: { status: string }) => c.status === "fail"));
+    await eventually(
+      async () => JSON.parse((await get(`http://${health}/debug/status`)).body).checks.every((c: { status: string; reason: string }) => c.status === "fail" && c.reason !== "timeout"),
+      15_000,
+    );
     const debug = (await get(`http://${health}/debug/status`)).body;
     const exposition = (await get(`http://${metrics}/metrics`)).body;
     const checkBody = (await get(`http://${health}/health/with-header`)).body;
