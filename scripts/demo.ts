@@ -14,10 +14,10 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { readFixtureSnapshot } from "../test/sim/etcd-snapshot.ts";
 import { seedOperatorResources } from "../test/sim/kube-fixtures.ts";
-import { kubeconfigYaml, startKubeApiSim } from "../test/sim/kube-api.ts";
-import { startS3Sim } from "../test/sim/s3.ts";
-import { startTailscaleSim } from "../test/sim/tailscale.ts";
-import { startTalosSim, talosconfigYaml } from "../test/sim/talos.ts";
+import { type KubeApiSim, kubeconfigYaml, startKubeApiSim } from "../test/sim/kube-api.ts";
+import { type S3Sim, startS3Sim } from "../test/sim/s3.ts";
+import { startTailscaleSim, type TailscaleSim } from "../test/sim/tailscale.ts";
+import { startTalosSim, type TalosSim, talosconfigYaml } from "../test/sim/talos.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const HOUR = 3_600_000;
@@ -47,6 +47,8 @@ export interface DemoEnvironment {
   configFile: string;
   /** Environment the exporter needs (credentials the config names by variable). */
   env: Record<string, string>;
+  /** The running simulators, for scripts that change what they serve while the exporter runs (scripts/soak.ts). */
+  sims: { talos: TalosSim; kube: KubeApiSim; tailscale: TailscaleSim; s3: S3Sim };
   close(): Promise<void>;
 }
 
@@ -134,6 +136,7 @@ export async function startDemoEnvironment(ports = { metrics: 8080, health: 8081
       DEMO_S3_ACCESS_KEY_ID: s3.accessKeyId,
       DEMO_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
     },
+    sims: { talos, kube, tailscale, s3 },
     async close() {
       operator.server.closeAllConnections();
       operator.server.close();
