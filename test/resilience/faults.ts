@@ -544,7 +544,8 @@ export async function httpCheckRow(pki: Pki): Promise<Row> {
     });
   const answer = (status: number, expect: FailureReason, headers: Record<string, string> = {}, body = '{"message":"injected"}'): CellFault =>
     viaProxy(proxy, { kind: "respond", status, body, headers: { "content-type": "application/json", ...headers } }, expect, { alsoAllowed: ["connection"] });
-  const huge = 8 * MiB;
+  // Large enough that the kernel's loopback buffers (several MiB on their own) cannot hide a reader that never stops.
+  const huge = 32 * MiB;
   const good = '{"status":"ok","checks":["db","cache"]}';
   return {
     id: "http",
@@ -571,7 +572,7 @@ export async function httpCheckRow(pki: Pki): Promise<Row> {
       badJson: answer(200, "unhealthy", {}, good.slice(0, 8)),
       huge: viaProxy(proxy, { kind: "hugeBody", prefix: '{"status":"ok","padding":"', bytes: huge, contentType: "application/json" }, "decode", {
         alsoAllowed: ["connection"],
-        readLimit: { bytes: () => proxy.stats.mostToOneClient, atMost: huge / 2, total: huge },
+        readLimit: { bytes: () => proxy.stats.mostToOneClient, atMost: maxBodyBytes + 12 * MiB, total: huge },
         steps: [
           async () => {
             await proxy.setFault({ kind: "hugeBody", prefix: '{"status":"ok","padding":"', bytes: huge, contentType: "application/json" });
