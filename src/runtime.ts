@@ -72,6 +72,8 @@ export class Runtime {
     }
     runtime.#gate = startSources(config.leaderElection, runtime.sources, { gauge: runtime.metrics.handles.leader, logger: opts.logging.component("leader") });
     runtime.store.startSweeping();
+    // What start set (build info, leadership, zeroed counters) is on the first scrape, not a rendering later.
+    await runtime.metrics.flush();
     // Checks that read sources would fail their first run if it came before the sources' first poll; the
     // servers already answer meanwhile, with readiness pending.
     void runtime.#gate.firstDecision.then(() => runtime.sources.firstResults(runtime.#longestSourceTimeoutMs())).then(() => {
@@ -194,6 +196,7 @@ export class Runtime {
       // Queued spans are exported while the servers drain, within the same grace period.
       await Promise.all([this.#metricsServer?.close(grace), this.#healthServer?.close(grace), this.#grpcServer?.close(grace), this.#tracing?.shutdown(grace)]);
       await this.#secure?.close();
+      this.metrics.close();
     })();
     return this.#stopping;
   }

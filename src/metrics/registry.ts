@@ -1,120 +1,133 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from "prom-client";
+import { Registry, collectDefaultMetrics } from "prom-client";
 import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
-import { EOF_BUFFER, eofGzipped, gzip, OwnerSlice, watchChanges } from "./exposition.ts";
+import { CachedExposition, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, textPart, type Body, type Form } from "./exposition.ts";
+import { Counter, Gauge, Histogram, type MetricFamily } from "./families.ts";
 import { toOpenMetrics } from "./text-format.ts";
 
-/**
- * Families that belong to one source, by catalogue group. Their series can number tens of thousands, so they are
- * rendered when their source changes them, not on every scrape.
- */
-const OWNER_BY_GROUP: Partial<Record<MetricDef["group"], string>> = {
-  "Talos API": "talos",
-  "Kubernetes resources": "kubernetes",
-  "Tailscale API": "tailscale",
-  "etcd backups": "backups",
-};
-
-export interface Exposition {
-  body: Buffer;
+export interface Exposition extends Body {
   contentType: string;
   gzipped: boolean;
 }
 
-type Instance<D extends MetricDef> = D["type"] extends "counter"
-  ? Counter<string>
-  : D["type"] extends "gauge"
-    ? Gauge<string>
-    : Histogram<string>;
+type Instance<D extends MetricDef> = D["type"] extends "counter" ? Counter : D["type"] extends "gauge" ? Gauge : Histogram;
 
 export type MetricHandles = { [K in MetricKey]: Instance<(typeof METRICS)[K]> };
 
-export const TEXT_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
-export const OPENMETRICS_CONTENT_TYPE = Registry.OPENMETRICS_CONTENT_TYPE;
+export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/** Process metrics change all the time; a scrape re-reads them when its copy is older than this. */
+const PROCESS_METRICS_MAX_AGE_MS = 1_000;
+
+export interface MetricRegistryOptions {
+  /** Node.js process metrics (`process_*`, `nodejs_*`) from prom-client's default collectors. */
+  processMetrics?: boolean;
+  /** The most time a change waits to be rendered (see CachedExposition); default 1 s. */
+  maxRenderIntervalMs?: number;
+  /** Rendering's share of the event loop is at most 1/renderCostFactor (see CachedExposition); default 100. */
+  renderCostFactor?: number;
+}
 
 /**
- * Every metric of the catalogue, in prom-client objects: the families of each source in that source's own
- * registry (rendered when they change), everything else in the main registry (rendered per scrape; it is small).
+ * Every metric of the catalogue, as families that render only when they change, kept as bytes by a
+ * CachedExposition; plus Node.js process metrics from prom-client's collectors (about forty series, re-read at
+ * most once a second, as a scrape comes) and text from elsewhere (the operator's merged metrics).
  */
 export class MetricRegistry {
-  readonly text = new Registry();
   readonly handles: MetricHandles;
-  readonly #owners = new Map<string, OwnerSlice>();
+  readonly #families: MetricFamily[];
+  readonly #exposition: CachedExposition;
+  readonly #process: Registry | undefined;
+  #processReadAt = Number.NEGATIVE_INFINITY;
+  #processReading: Promise<void> | undefined;
 
   constructor(
     readonly defaultLabels: Record<string, string> = {},
-    options: { processMetrics?: boolean } = {},
+    options: MetricRegistryOptions = {},
   ) {
-    this.text.setDefaultLabels(defaultLabels);
-    const handles: Partial<Record<MetricKey, Metric<string>>> = {};
+    const handles: Partial<Record<MetricKey, MetricFamily>> = {};
     for (const [key, def] of Object.entries(METRICS) as [MetricKey, MetricDef][]) {
-      const owner = OWNER_BY_GROUP[def.group];
-      let slice = owner === undefined ? undefined : this.#owners.get(owner);
-      if (owner !== undefined && !slice) {
-        slice = new OwnerSlice(owner, defaultLabels);
-        this.#owners.set(owner, slice);
-      }
-      const registers = [slice ? slice.text : this.text];
-      const common = { name: def.name, help: def.help, labelNames: [...def.labels], registers };
-      handles[key] =
-        def.type === "counter"
-          ? new Counter(common)
-          : def.type === "gauge"
-            ? new Gauge(common)
-            : new Histogram({ ...common, buckets: [...(def.buckets ?? [])] });
-      if (slice) watchChanges(handles[key] as object, slice);
+      const common = { name: def.name, help: def.help, labelNames: def.labels, defaultLabels };
+      handles[key] = def.type === "counter" ? new Counter(common) : def.type === "gauge" ? new Gauge(common) : new Histogram({ ...common, buckets: def.buckets ?? [] });
     }
     this.handles = handles as MetricHandles;
+    this.#families = Object.values(handles);
+    this.#exposition = new CachedExposition(this.#families, {
+      maxRenderIntervalMs: options.maxRenderIntervalMs ?? 1_000,
+      renderCostFactor: options.renderCostFactor ?? DEFAULT_RENDER_COST_FACTOR,
+    });
     if (options.processMetrics ?? true) {
-      collectDefaultMetrics({ register: this.text });
+      this.#process = new Registry();
+      this.#process.setDefaultLabels(defaultLabels);
+      collectDefaultMetrics({ register: this.#process });
       // Gauges named *_total break the exposition lint, and nodejs_active_{handles,requests,resources}{type}
       // already carry the same counts.
       for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
-        this.text.removeSingleMetric(name);
+        this.#process.removeSingleMetric(name);
       }
     }
   }
 
-  readonly #textProviders: ((openMetrics: boolean) => string)[] = [];
-
-  /** The slice of a source, for tests that wait for a rendering. */
-  ownerSlice(owner: string): OwnerSlice | undefined {
-    return this.#owners.get(owner);
+  /** How many times the family of this name has been rendered (each rendering serves every scrape until the next). */
+  renderCount(name: string): number {
+    return this.#exposition.renderCount(name);
   }
 
   /** Names of the families this registry exports, with their types (catalogue and process metrics). */
   families(): { name: string; type: string }[] {
-    const registries = [this.text, ...[...this.#owners.values()].map((o) => o.text)];
     // getMetricsAsArray() returns the metric objects, which carry name and type.
-    return registries.flatMap((r) => (r.getMetricsAsArray() as unknown as { name: string; type: string }[]).map((m) => ({ name: m.name, type: m.type })));
+    const processFamilies = (this.#process?.getMetricsAsArray() ?? []) as unknown as { name: string; type: string }[];
+    return [...this.#families.map((f) => ({ name: f.name, type: f.type })), ...processFamilies.map((m) => ({ name: m.name, type: m.type }))];
   }
 
   /**
-   * Adds exposition text rendered elsewhere (the operator's merged metrics). Providers return ready text from
-   * memory; they must not do I/O.
+   * Sets exposition text made elsewhere (the operator's merged metrics), served after this exporter's own
+   * families until it is set again; empty strings remove it.
    */
-  addTextProvider(provider: (openMetrics: boolean) => string): void {
-    this.#textProviders.push(provider);
+  setExternalText(name: string, text: string, openMetrics: string): void {
+    this.#exposition.setExtra(name, text === "" && openMetrics === "" ? EMPTY_PART : textPart(text, openMetrics));
+  }
+
+  async #readProcessMetrics(): Promise<void> {
+    if (!this.#process) return;
+    this.#processReading ??= (async () => {
+      try {
+        const text = await this.#process!.metrics();
+        this.#exposition.setExtra("process", textPart(text, toOpenMetrics(text)));
+        this.#processReadAt = performance.now();
+      } finally {
+        this.#processReading = undefined;
+      }
+    })();
+    await this.#processReading;
   }
 
   /**
-   * The response body of one scrape. The small part that changes all the time (checks, gRPC, process metrics,
-   * source freshness) is rendered now; each source's families are copied from their latest rendering. With gzip,
-   * the parts are separate gzip members, which HTTP clients (Prometheus included) read as one stream, so the
-   * large parts are compressed once per change, not per scrape.
+   * The response body of one scrape, from the latest rendering: buffers to write, nothing rendered now but the
+   * process metrics when their copy is older than a second (and, before the first rendering, everything).
    */
   async exposition(openMetrics: boolean, gzipped: boolean): Promise<Exposition> {
-    const own = await this.text.metrics();
-    const extra = this.#textProviders.map((p) => p(openMetrics)).join("");
-    const head = Buffer.from(openMetrics ? toOpenMetrics(own) + extra : own + extra);
-    const slices = await Promise.all([...this.#owners.values()].map((o) => o.current()));
-    const parts: Buffer[] = [gzipped ? await gzip(head) : head];
-    for (const s of slices) parts.push(openMetrics ? (gzipped ? s.openMetricsGzip : s.openMetrics) : gzipped ? s.textGzip : s.text);
-    if (openMetrics) parts.push(gzipped ? await eofGzipped() : EOF_BUFFER);
-    return { body: Buffer.concat(parts), contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+    if (this.#exposition.empty) await this.#exposition.flush();
+    if (this.#process && performance.now() - this.#processReadAt > PROCESS_METRICS_MAX_AGE_MS) await this.#readProcessMetrics();
+    const form: Form = openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text";
+    return { ...this.#exposition.body(form), contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
   }
 
-  /** The exposition as text; reads only values already in memory. */
+  /** The exposition as text with every change made so far rendered; for tests and the command line. */
   async render(openMetrics: boolean): Promise<string> {
-    return (await this.exposition(openMetrics, false)).body.toString("utf8");
+    await this.#exposition.flush();
+    await this.#readProcessMetrics();
+    const body = (await this.exposition(openMetrics, false)).parts;
+    return Buffer.concat(body).toString("utf8");
+  }
+
+  /** Renders every change made so far; resolves once a scrape would serve it. */
+  flush(): Promise<void> {
+    return this.#exposition.flush();
+  }
+
+  /** Stops rendering; what was rendered stays served. */
+  close(): void {
+    this.#exposition.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { Counter } from "prom-client";
+import type { Counter } from "./families.ts";
 import type { Logger } from "../log.ts";
 
 /** limits.seriesPerSource when nothing says otherwise. */
@@ -11,7 +11,7 @@ export interface SeriesBudgetOptions {
   source: string;
   limit?: number;
   /** sidecar_series_dropped_total{source}. */
-  dropped: Counter<string>;
+  dropped: Counter;
   logger: Logger;
   now?: () => number;
 }
@@ -24,7 +24,7 @@ export interface SeriesBudgetOptions {
 export class SeriesBudget {
   readonly source: string;
   readonly limit: number;
-  readonly #dropped: Counter<string>;
+  readonly #dropped: Counter;
   readonly #logger: Logger;
   readonly #now: () => number;
   #used = 0;

@@ -1,4 +1,4 @@
-import type { Gauge } from "prom-client";
+import type { Gauge } from "./families.ts";
 import type { SeriesBudget } from "./series-budget.ts";
 
 export type Labels = Record<string, string>;
@@ -22,7 +22,7 @@ export class OwnedSeries {
   #current = new Map<string, Labels>();
 
   constructor(
-    private readonly gauge: Gauge<string>,
+    private readonly gauge: Gauge,
     private readonly labelNames: readonly string[],
     private readonly budget?: SeriesBudget,
   ) {}
@@ -47,8 +47,7 @@ export class OwnedSeries {
     }
     for (const [key, labels] of this.#current) if (!incoming.has(key)) this.gauge.remove(labels);
     this.#current = next;
-    // prom-client's typings omit the name every metric carries.
-    if (dropped > 0) this.budget?.drop(dropped, (this.gauge as unknown as { name: string }).name);
+    if (dropped > 0) this.budget?.drop(dropped, this.gauge.name);
   }
 
   /** Removes every series this owner set, e.g. when the source is removed. */

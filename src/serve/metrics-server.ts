@@ -1,5 +1,8 @@
+import type { ServerResponse } from "node:http";
+import type { HttpBindings } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono, type MiddlewareHandler } from "hono";
-import type { MetricRegistry } from "../metrics/registry.ts";
+import type { Exposition, MetricRegistry } from "../metrics/registry.ts";
 import { noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
 import type { Guard } from "./secure/guard.ts";
@@ -20,8 +23,28 @@ function wantsOpenMetrics(accept: string | undefined): boolean {
 }
 
 /**
- * /metrics renders values already held in memory: checks and sources update them on their own timers, so a
- * scrape never waits on anything outside the process.
+ * Writes the buffers of a rendered exposition straight to the socket (corked, so they leave as one write): a
+ * Response object would copy megabytes per scrape for nothing.
+ */
+function writeExposition(res: ServerResponse, exposition: Exposition, head: boolean): void {
+  res.writeHead(200, {
+    "content-type": exposition.contentType,
+    "content-length": exposition.length,
+    ...(exposition.gzipped && { "content-encoding": "gzip" }),
+    vary: "Accept-Encoding",
+  });
+  if (head) {
+    res.end();
+    return;
+  }
+  res.cork();
+  for (const part of exposition.parts) res.write(part);
+  res.end();
+}
+
+/**
+ * /metrics writes what the registry rendered when values changed: checks and sources update them on their own
+ * timers, so a scrape never waits on anything outside the process and renders nothing.
  */
 export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard): Hono {
   const app = new Hono();
@@ -37,12 +60,9 @@ export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard
     const end = registry.handles.scrapeDuration.startTimer({ format: openMetrics ? "openmetrics" : "text" });
     const exposition = await registry.exposition(openMetrics, wantsGzip(c.req.header("accept-encoding")));
     end();
-    // A Node Buffer is a Uint8Array over an ArrayBuffer (never shared), which is what a Response body takes.
-    return c.body(new Uint8Array(exposition.body.buffer as ArrayBuffer, exposition.body.byteOffset, exposition.body.byteLength), 200, {
-      "content-type": exposition.contentType,
-      ...(exposition.gzipped && { "content-encoding": "gzip" }),
-      vary: "Accept-Encoding",
-    });
+    // listen() serves this app with @hono/node-server over node:http(s), whose bindings carry the Node response.
+    writeExposition((c.env as HttpBindings).outgoing, exposition, c.req.method === "HEAD");
+    return RESPONSE_ALREADY_SENT;
   });
   app.notFound(notFound(endpoints));
   return app;

@@ -1,6 +1,6 @@
-import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createLogging } from "../../src/log.ts";
+import { Gauge } from "../../src/metrics/families.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { DEFAULT_SERIES_PER_SOURCE, SeriesBudget } from "../../src/metrics/series-budget.ts";
 import { OwnedSeries, type Sample } from "../../src/metrics/series.ts";
@@ -12,8 +12,12 @@ function setup(limit?: number) {
   const logger = createLogging(configFrom({}).logging, logs).root;
   let clock = 1_000_000;
   const budget = new SeriesBudget({ source: "demo", limit, dropped: metrics.handles.seriesDropped, logger, now: () => clock });
-  const registry = new Registry();
-  const gauge = (name: string, labelNames: string[]) => new Gauge({ name, help: name, labelNames, registers: [registry] });
+  const gauges = new Map<string, Gauge>();
+  const gauge = (name: string, labelNames: string[]) => {
+    const g = new Gauge({ name, help: name, labelNames });
+    gauges.set(name, g);
+    return g;
+  };
   const a = new OwnedSeries(gauge("family_a", ["id"]), ["id"], budget);
   const b = new OwnedSeries(gauge("family_b", ["id"]), ["id"], budget);
   return {
@@ -23,7 +27,7 @@ function setup(limit?: number) {
     logs,
     advance: (ms: number) => (clock += ms),
     async exported(family: string): Promise<string[]> {
-      const text = await registry.metrics();
+      const text = gauges.get(family)?.renderSamples().toString("utf8") ?? "";
       return text.split("\n").filter((l) => l.startsWith(`${family}{`));
     },
     async dropped(): Promise<number> {
@@ -113,8 +117,7 @@ describe("SeriesBudget with OwnedSeries", () => {
   });
 
   it("an OwnedSeries without a budget is unlimited", async () => {
-    const registry = new Registry();
-    const owned = new OwnedSeries(new Gauge({ name: "free", help: "free", labelNames: ["id"], registers: [registry] }), ["id"]);
+    const owned = new OwnedSeries(new Gauge({ name: "free", help: "free", labelNames: ["id"] }), ["id"]);
     owned.replace(ids(0, 20_000));
     expect(owned.size).toBe(20_000);
   });

@@ -33,8 +33,6 @@ function ownSampleNames(registry: MetricRegistry): Set<string> {
  */
 class OperatorMetricsDriver implements PollDriver {
   #agent: Agent | undefined;
-  #text = "";
-  #openMetrics = "";
   readonly #warned = new Set<string>();
 
   constructor(
@@ -42,7 +40,6 @@ class OperatorMetricsDriver implements PollDriver {
     private readonly registry: MetricRegistry,
     private readonly logger: Logger,
   ) {
-    registry.addTextProvider((om) => (om ? this.#openMetrics : this.#text));
     for (const reason of ["name_clash", "invalid"]) registry.handles.passthroughDropped.inc({ reason }, 0);
   }
 
@@ -103,8 +100,7 @@ class OperatorMetricsDriver implements PollDriver {
       this.logger.debug({ errors: parsed.errors.slice(0, 5), count: parsed.errors.length }, "operator metrics lines skipped");
     }
     const labels = this.registry.defaultLabels;
-    this.#text = renderFamilies(kept, labels, false);
-    this.#openMetrics = renderFamilies(kept, labels, true);
+    this.registry.setExternalText("operator", renderFamilies(kept, labels, false), renderFamilies(kept, labels, true));
     return {
       detail: `${kept.length} families merged${clashes ? `, ${clashes} dropped (name clash)` : ""}`,
       debug: { url: this.config.url, families: kept.length, droppedFamilies: clashes, skippedLines: parsed.errors.length },
@@ -112,7 +108,7 @@ class OperatorMetricsDriver implements PollDriver {
   }
 
   async close(): Promise<void> {
-    this.#text = this.#openMetrics = "";
+    this.registry.setExternalText("operator", "", "");
     await this.#agent?.destroy();
     this.#agent = undefined;
   }

@@ -1,0 +1,308 @@
+/**
+ * The metric families this exporter records into: counters, gauges and histograms with a fixed list of label
+ * names, in the shape of prom-client's API (`inc`, `set`, `observe`, `remove`, `startTimer`), so code that records
+ * metrics reads as it would with prom-client. What differs is the inside: each series keeps its label text
+ * rendered once, when it is created, and a family renders its sample lines only when one of its values changed
+ * since the last rendering. A family whose values are set to what they already were stays clean, so a source that
+ * re-reports an unchanged world costs no rendering at all.
+ */
+
+export type LabelValues = Readonly<Record<string, string | number>>;
+export type MetricType = "counter" | "gauge" | "histogram";
+
+/** Told when a family changed, so that it is rendered again. */
+export type ChangeListener = (family: MetricFamily) => void;
+
+export interface FamilyOptions {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  /** Labels every series carries after its own (the configured `metrics.labels`). */
+  defaultLabels?: Readonly<Record<string, string>>;
+}
+
+/** Label values are quoted; backslash, double quote and line feed are the three characters that need escaping. */
+export function escapeLabelValue(value: string): string {
+  return /[\\"\n]/.test(value) ? value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") : value;
+}
+
+function escapeHelp(help: string): string {
+  return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+/** Sample values as both exposition formats spell them. */
+export function formatValue(value: number): string {
+  if (Number.isFinite(value)) return String(value);
+  if (Number.isNaN(value)) return "NaN";
+  return value > 0 ? "+Inf" : "-Inf";
+}
+
+export abstract class MetricFamily<S = unknown> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  abstract readonly type: MetricType;
+  protected readonly series = new Map<string, S>();
+  readonly #defaultLabelText: string;
+  #listener: ChangeListener | undefined;
+  #dirty = true;
+
+  constructor(opts: FamilyOptions) {
+    this.name = opts.name;
+    this.help = opts.help;
+    this.labelNames = [...opts.labelNames];
+    const own = new Set(this.labelNames);
+    this.#defaultLabelText = Object.entries(opts.defaultLabels ?? {})
+      .filter(([k]) => !own.has(k))
+      .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
+      .join(",");
+  }
+
+  /** Set by the registry; a family is dirty from birth so its HELP and TYPE appear at once. */
+  onChange(listener: ChangeListener): void {
+    this.#listener = listener;
+  }
+
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** How many series the family holds. */
+  get size(): number {
+    return this.series.size;
+  }
+
+  protected changed(): void {
+    if (this.#dirty) return;
+    this.#dirty = true;
+    this.#listener?.(this);
+  }
+
+  /** The family's own key for a label set: label values in label-name order. */
+  protected keyOf(labels: LabelValues | undefined): string {
+    const names = this.labelNames;
+    if (names.length === 0) return "";
+    if (names.length === 1) return String(labels?.[names[0] as string] ?? "");
+    let key = "";
+    for (let i = 0; i < names.length; i++) key += (i === 0 ? "" : "\u0001") + String(labels?.[names[i] as string] ?? "");
+    return key;
+  }
+
+  /**
+   * Checks the label names of a new series (once per series, not per update) and renders its label text:
+   * `a="x",b="y"` without braces, default labels included.
+   */
+  protected labelText(labels: LabelValues | undefined): string {
+    const given = labels ?? {};
+    for (const name of Object.keys(given)) {
+      if (!this.labelNames.includes(name)) throw new Error(`metric ${this.name} has no label "${name}"; its labels are: ${this.labelNames.join(", ") || "none"}`);
+    }
+    const parts = this.labelNames.map((name) => `${name}="${escapeLabelValue(String(given[name] ?? ""))}"`);
+    if (this.#defaultLabelText) parts.push(this.#defaultLabelText);
+    return parts.join(",");
+  }
+
+  /** The label values of a series, from its key. */
+  protected labelsOf(key: string): Record<string, string> {
+    const values = this.labelNames.length === 1 ? [key] : key.split("\u0001");
+    return Object.fromEntries(this.labelNames.map((name, i) => [name, values[i] ?? ""]));
+  }
+
+  /** Removes one series; true when it existed. */
+  remove(labels: LabelValues): boolean {
+    const removed = this.series.delete(this.keyOf(labels));
+    if (removed) this.changed();
+    return removed;
+  }
+
+  /** Removes every series. */
+  reset(): void {
+    if (this.series.size === 0) return;
+    this.series.clear();
+    this.changed();
+  }
+
+  /** `# HELP` and `# TYPE`; OpenMetrics names a counter family without its `_total`. */
+  header(openMetrics: boolean): string {
+    const familyName = openMetrics && this.type === "counter" ? this.name.replace(/_total$/, "") : this.name;
+    return `# HELP ${familyName} ${escapeHelp(this.help)}\n# TYPE ${familyName} ${this.type}\n`;
+  }
+
+  /** The sample lines, the same in both formats; clears the dirty mark. */
+  renderSamples(): Buffer {
+    this.#dirty = false;
+    return this.samples();
+  }
+
+  protected abstract samples(): Buffer;
+
+  /** `name{labels} `, what a sample line starts with. */
+  protected linePrefix(sampleName: string, labelText: string): string {
+    return labelText === "" ? `${sampleName} ` : `${sampleName}{${labelText}} `;
+  }
+}
+
+interface ValueSeries {
+  /** `name{labels} `, rendered when the series is created. */
+  readonly prefix: string;
+  value: number;
+}
+
+abstract class ValueFamily extends MetricFamily<ValueSeries> {
+  protected seriesFor(labels: LabelValues | undefined): ValueSeries {
+    const key = this.keyOf(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { prefix: this.linePrefix(this.name, this.labelText(labels)), value: 0 };
+      this.series.set(key, s);
+      this.changed();
+    }
+    return s;
+  }
+
+  /** The current value of one series, or undefined when it does not exist. */
+  value(labels?: LabelValues): number | undefined {
+    return this.series.get(this.keyOf(labels))?.value;
+  }
+
+  /** Every series with its labels and value, for inspection (tests, debug); not used to render. */
+  values(): { labels: Record<string, string>; value: number }[] {
+    return [...this.series].map(([key, s]) => ({ labels: this.labelsOf(key), value: s.value }));
+  }
+
+  protected samples(): Buffer {
+    let out = "";
+    for (const s of this.series.values()) out += `${s.prefix}${formatValue(s.value)}\n`;
+    return Buffer.from(out);
+  }
+}
+
+export class Counter extends ValueFamily {
+  readonly type = "counter";
+
+  /** Adds `amount` (default 1); `inc(labels, 0)` makes the series exist at zero. */
+  inc(labels?: LabelValues, amount = 1): void {
+    if (!(amount >= 0)) throw new Error(`counter ${this.name} cannot be increased by ${amount}`);
+    const s = this.seriesFor(labels);
+    if (amount === 0) return;
+    s.value += amount;
+    this.changed();
+  }
+}
+
+export class Gauge extends ValueFamily {
+  readonly type = "gauge";
+
+  set(value: number): void;
+  set(labels: LabelValues, value: number): void;
+  set(labelsOrValue: LabelValues | number, maybeValue?: number): void {
+    const [labels, value] = typeof labelsOrValue === "number" ? [undefined, labelsOrValue] : [labelsOrValue, maybeValue ?? 0];
+    const s = this.seriesFor(labels);
+    // Object.is: NaN equals NaN, and 0 differs from -0 only in print, which is harmless either way.
+    if (Object.is(s.value, value)) return;
+    s.value = value;
+    this.changed();
+  }
+
+  inc(labels?: LabelValues, amount = 1): void {
+    const s = this.seriesFor(labels);
+    if (amount === 0) return;
+    s.value += amount;
+    this.changed();
+  }
+
+  dec(labels?: LabelValues, amount = 1): void {
+    this.inc(labels, -amount);
+  }
+
+  /** Starts a stopwatch; calling the returned function sets the gauge to the seconds elapsed. */
+  startTimer(labels?: LabelValues): () => number {
+    const started = performance.now();
+    return () => {
+      const seconds = (performance.now() - started) / 1000;
+      this.set(labels ?? {}, seconds);
+      return seconds;
+    };
+  }
+}
+
+interface HistogramSeries {
+  /** `a="x",b="y"`, without braces. */
+  readonly labelText: string;
+  /** Observations per bucket, not cumulative; the last slot counts those above every bound. */
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+  /**
+   * The series' sample lines as last rendered, dropped when it observes again: a thousand checks' histograms are
+   * sixteen lines each, and in one rendering interval only the checks that ran need theirs written anew.
+   */
+  lines: Buffer | undefined;
+}
+
+export class Histogram extends MetricFamily<HistogramSeries> {
+  readonly type = "histogram";
+  readonly buckets: readonly number[];
+  /** `le="0.005"`, …, `le="+Inf"`. */
+  readonly #le: readonly string[];
+
+  constructor(opts: FamilyOptions & { buckets: readonly number[] }) {
+    super(opts);
+    this.buckets = [...opts.buckets].sort((a, b) => a - b);
+    this.#le = [...this.buckets.map((b) => `le="${formatValue(b)}"`), 'le="+Inf"'];
+  }
+
+  observe(labels: LabelValues, value: number): void {
+    const key = this.keyOf(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labelText: this.labelText(labels), counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0, lines: undefined };
+      this.series.set(key, s);
+    }
+    let i = 0;
+    while (i < this.buckets.length && value > (this.buckets[i] as number)) i++;
+    (s.counts[i] as number)++;
+    s.sum += value;
+    s.count++;
+    s.lines = undefined;
+    this.changed();
+  }
+
+  /** Starts a stopwatch; calling the returned function observes the seconds elapsed. */
+  startTimer(labels: LabelValues = {}): () => number {
+    const started = performance.now();
+    return () => {
+      const seconds = (performance.now() - started) / 1000;
+      this.observe(labels, seconds);
+      return seconds;
+    };
+  }
+
+  /** Observation count and sum of one series, or undefined when it has none. */
+  value(labels: LabelValues): { count: number; sum: number } | undefined {
+    const s = this.series.get(this.keyOf(labels));
+    return s && { count: s.count, sum: s.sum };
+  }
+
+  protected samples(): Buffer {
+    const blocks: Buffer[] = [];
+    let length = 0;
+    for (const s of this.series.values()) {
+      s.lines ??= Buffer.from(this.#lines(s));
+      blocks.push(s.lines);
+      length += s.lines.length;
+    }
+    return Buffer.concat(blocks, length);
+  }
+
+  #lines(s: HistogramSeries): string {
+    const open = s.labelText === "" ? `${this.name}_bucket{` : `${this.name}_bucket{${s.labelText},`;
+    let out = "";
+    let cumulative = 0;
+    for (let i = 0; i < this.#le.length; i++) {
+      cumulative += s.counts[i] as number;
+      out += `${open}${this.#le[i] as string}} ${cumulative}\n`;
+    }
+    return `${out}${this.linePrefix(`${this.name}_sum`, s.labelText)}${formatValue(s.sum)}\n${this.linePrefix(`${this.name}_count`, s.labelText)}${s.count}\n`;
+  }
+}
