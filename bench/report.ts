@@ -1,5 +1,6 @@
 /** The results of one run: their shape, the issue's targets judged against them, and BENCHMARKS.md. */
 import type { ProfileSummary } from "./profile.ts";
+import type { RenderComparison } from "./render.ts";
 import type { WrkResult } from "./wrk.ts";
 
 export const SERVERS = ["exporter", "static", "prom-client", "node_exporter"] as const;
@@ -89,6 +90,8 @@ export interface Results {
   slowSource: { baselineP50Ms: number; baselineP99Ms: number; slowP50Ms: number; slowP99Ms: number; slowPollsSeen: number; sourceUpAfter: boolean; sourceError: string | null } | undefined;
   /** The exporter's CPU profile during one-scraper load. */
   profile: ProfileSummary | undefined;
+  /** prom-client's registry.metrics() against the catalogue families, on the captured series. */
+  rendering?: RenderComparison | undefined;
   coldStart: { compiledMs: number[]; compiledNoConfigMs: number[]; tsxMs: number[] };
   eventLoop: { p99Ms: number[] };
   growth: GrowthPoint[];
@@ -363,6 +366,7 @@ export function markdown(r: Results): string {
     "bytes/response is what wrk read divided by the requests it completed, so a run that ends in the middle of responses shows a little more than one body. " +
       "CPU per request is the server's CPU seconds over the run divided by the requests completed.",
     "",
+    ...renderingSection(r.rendering),
     "## Checks",
     "",
     `Over ${c.windowS} s after a warm-up, an exporter whose only work is the ${fmtInt(w.httpChecks)} HTTP checks made ${fmtInt(c.exporter.probes)} probes with ` +
@@ -423,4 +427,22 @@ export function consoleTable(r: Results): string {
   const widths = header.map((h, i) => Math.min(70, Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length))));
   const line = (cells: string[]) => cells.map((c, i) => (c.length > (widths[i] ?? 0) ? `${c.slice(0, (widths[i] ?? 1) - 1)}…` : c.padEnd(widths[i] ?? 0))).join("  ");
   return [line(header), ...rows.map(line)].join("\n");
+}
+
+function renderingSection(c: RenderComparison | undefined): string[] {
+  if (!c) return [];
+  const row = (name: string, f: RenderComparison["families"]) => `| ${name} | ${f.fullMs.toFixed(1)} ms | ${f.afterChangeMs.toFixed(1)} ms | ${f.heapMiB.toFixed(1)} MiB |`;
+  return [
+    "## Rendering: prom-client or the catalogue families",
+    "",
+    `Both loaded with the ${fmtInt(c.series)} captured series (histogram samples as gauges in both, so both write the same lines), ` +
+      `median of ${c.runs} renderings each (bench/render.ts). "After a change": 1 % of the largest family's series changed, and the exposition ` +
+      "brought up to date: prom-client renders every family for that, the families only the one that changed. Heap: after a forced GC, over the heap before loading.",
+    "",
+    "| renderer | everything | after a change | heap |",
+    "|---|---|---|---|",
+    row("prom-client `registry.metrics()`", c.promClient),
+    row("catalogue families (kept)", c.families),
+    "",
+  ];
 }

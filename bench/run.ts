@@ -35,7 +35,8 @@ import {
   type ServerName,
   type ServerResult,
 } from "./report.ts";
-import { freePort, httpGet, installCleanup, ROOT, sleep, startBlackbox, startNodeExporter, startNodePeer, stopAll, waitForHttp, type Proc } from "./servers.ts";
+import type { RenderComparison } from "./render.ts";
+import { freePort, httpGet, installCleanup, ROOT, sleep, spawnProc, startBlackbox, startNodeExporter, startNodePeer, stopAll, waitForHttp, type Proc } from "./servers.ts";
 import { findTools, loadAverage, type Tools } from "./tools.ts";
 import { CHECK_INTERVAL_S, SCALES, startUpstreams, type Scale, type Upstreams } from "./workload.ts";
 import { runWrk } from "./wrk.ts";
@@ -284,6 +285,27 @@ async function growthPoint(scale: Scale, completeWithinS: number): Promise<Growt
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** prom-client against the catalogue families on the captured series, in a child process with a GC to call. */
+async function renderingPhase(body: string): Promise<RenderComparison | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), "sidecar-bench-render-"));
+  try {
+    const file = join(dir, "exposition.prom");
+    writeFileSync(file, body);
+    const proc = spawnProc("render", process.execPath, ["--expose-gc", "--import", "tsx", join(ROOT, "bench", "render.ts"), file]);
+    const code = await proc.exited;
+    const line = proc.output().split("\n").find((l) => l.startsWith("{"));
+    if (code !== 0 || !line) throw new Error(`exited ${String(code)}: ${proc.output().slice(-500)}`);
+    const result = JSON.parse(line) as RenderComparison;
+    log(`rendering ${result.series} series: prom-client ${result.promClient.fullMs.toFixed(1)} ms, families ${result.families.fullMs.toFixed(1)} ms; after a change ${result.promClient.afterChangeMs.toFixed(1)} ms against ${result.families.afterChangeMs.toFixed(1)} ms`);
+    return result;
+  } catch (err) {
+    log(`rendering comparison failed: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   installCleanup(cleanup);
   const tools = findTools();
@@ -324,6 +346,7 @@ async function main(): Promise<void> {
 
   log("peers on the captured bytes");
   const peerResults = await peersPhase(body, tools);
+  const rendering = await renderingPhase(body);
 
   const growth: GrowthPoint[] = [];
   const fifty: GrowthPoint | undefined = baseline && { scale: "50k", series, bytes: Buffer.byteLength(body), p50Ms: baseline.wrk.p50Ms, p99Ms: baseline.wrk.p99Ms, rssMiB: baseline.rssMiB };
@@ -365,6 +388,7 @@ async function main(): Promise<void> {
     memory: { exporterAfterWarmupMiB: afterWarmup, exporterAfterLoadMiB: afterLoad, exporterPeakMiB: peak },
     slowSource,
     profile,
+    rendering,
     coldStart: coldStartResult,
     eventLoop: { p99Ms: lagReadings },
     growth,
