@@ -39,6 +39,15 @@ const SOURCE_STALE_SECONDS = "15 * 60";
 const BACKUP_MAX_AGE_SECONDS = "26 * 3600";
 const KEY_EXPIRY_WARNING_SECONDS = "7 * 86400";
 
+/**
+ * `expr`, kept only for the replica that polls: with leader election the followers leave the cluster-wide sources
+ * to the leader, and their frozen source series must not page anyone. Without it every replica exports
+ * sidecar_leader 1, and nothing is filtered.
+ */
+function onLeader(expr: string): string {
+  return `(${expr}) and on (job, instance) (${sel(M.leader)} == 1)`;
+}
+
 const healthChecks: AlertGroup = {
   name: "sidecar-exporter.health-checks",
   alerts: [
@@ -99,7 +108,7 @@ const sources: AlertGroup = {
   alerts: [
     {
       alert: "SidecarSourceDown",
-      expr: `${sel(M.sourceUp)} == 0`,
+      expr: onLeader(`${sel(M.sourceUp)} == 0`),
       for: "10m",
       severity: "warning",
       summary: "Source {{ $labels.source }} is down",
@@ -114,7 +123,7 @@ const sources: AlertGroup = {
     },
     {
       alert: "SidecarSourceStale",
-      expr: `time() - ${sel(M.sourceLastSuccess)} > ${SOURCE_STALE_SECONDS}`,
+      expr: onLeader(`time() - ${sel(M.sourceLastSuccess)} > ${SOURCE_STALE_SECONDS}`),
       for: "5m",
       severity: "warning",
       summary: "Data from source {{ $labels.source }} is {{ $value | humanizeDuration }} old",
