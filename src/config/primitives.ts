@@ -19,6 +19,19 @@ export const duration = () =>
     return ms;
   });
 
+/** The longest delay a Node.js timer keeps (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that drives a timer (an interval, a timeout), so no longer than a timer can wait. */
+export const timerDuration = () =>
+  duration().pipe(
+    z.number().max(MAX_TIMER_MS, { error: (iss) => `${show(formatDays(iss.input as number))} is longer than a timer can wait, use at most "24d"` }),
+  );
+
+function formatDays(ms: number): string {
+  return `${Math.round((ms / 86_400_000) * 10) / 10}d`;
+}
+
 /** A TCP port; strings are accepted because environment overrides arrive as strings. */
 export const port = () =>
   z.unknown().transform((value, ctx) => {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
-import { bool, duration, enumOf, hostPort, httpPath, port, regex, show } from "./primitives.ts";
+import { bool, duration, enumOf, hostPort, httpPath, port, regex, show, timerDuration } from "./primitives.ts";
 
 export const CHECK_TYPES = ["http", "tcp", "grpc", "source", "backup"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -39,8 +39,8 @@ export const checkSchema = z.strictObject({
   name: checkName,
   type: enumOf(CHECK_TYPES).optional(),
   critical: bool().optional(),
-  interval: duration().optional(),
-  timeout: duration().optional(),
+  interval: timerDuration().optional(),
+  timeout: timerDuration().optional(),
   endpoint: httpPath().optional(),
   // http
   url: z.string().optional(),
@@ -65,8 +65,8 @@ export const checkSchema = z.strictObject({
 });
 
 const collection = z.strictObject({
-  interval: duration().default(15_000),
-  timeout: duration().default(10_000),
+  interval: timerDuration().default(15_000),
+  timeout: timerDuration().default(10_000),
 });
 
 export const configSchema = z.strictObject({
@@ -83,7 +83,7 @@ export const configSchema = z.strictObject({
           certFile: z.string().min(1),
           keyFile: z.string().min(1),
           /** How often the files are compared for a rotated certificate. */
-          reloadInterval: duration().default(10_000),
+          reloadInterval: timerDuration().default(10_000),
         })
         .optional(),
       auth: z
@@ -91,7 +91,7 @@ export const configSchema = z.strictObject({
           mode: enumOf(["kubernetes", "mtls", "none"]).default("kubernetes"),
           cacheTTL: duration().default(60_000),
           cacheSize: z.number().int().min(1).default(1024),
-          timeout: duration().default(5_000),
+          timeout: timerDuration().default(5_000),
           /** The API server for reviews: a kubeconfig for runs outside a cluster; default in-cluster. */
           kubeconfig: z.string().optional(),
           context: z.string().optional(),
@@ -126,7 +126,7 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       address: z.string().default("0.0.0.0"),
-      shutdownGracePeriod: duration().default(5_000),
+      shutdownGracePeriod: timerDuration().default(5_000),
     })
     .prefault({}),
   sources: sourcesSchema,
@@ -146,9 +146,9 @@ export const configSchema = z.strictObject({
       namespace: z.string().optional(),
       /** Default: the pod name (HOSTNAME). */
       identity: z.string().optional(),
-      leaseDuration: duration().default(15_000),
-      renewDeadline: duration().default(10_000),
-      retryPeriod: duration().default(2_000),
+      leaseDuration: timerDuration().default(15_000),
+      renewDeadline: timerDuration().default(10_000),
+      retryPeriod: timerDuration().default(2_000),
       kubeconfig: z.string().optional(),
       context: z.string().optional(),
     })

@@ -1,12 +1,12 @@
 import { z } from "zod";
-import { bool, duration, enumOf, regex } from "../config/primitives.ts";
+import { bool, duration, enumOf, regex, timerDuration } from "../config/primitives.ts";
 import { secretRef } from "../config/secret-ref.ts";
 
 /** Settings every source has. Interval and timeout default to metrics.collection's. */
 const common = {
   enabled: bool().default(true),
-  interval: duration().optional(),
-  timeout: duration().optional(),
+  interval: timerDuration().optional(),
+  timeout: timerDuration().optional(),
 };
 
 const tlsFiles = z.strictObject({
@@ -50,7 +50,7 @@ export const kubernetesSourceSchema = z.strictObject({
   /** Namespaces to watch; empty means all. */
   namespaces: z.array(z.string()).default([]),
   /** How long one watch request stays open before it is renewed. */
-  watchTimeout: duration().default(300_000),
+  watchTimeout: timerDuration().default(300_000),
   talos: crdGroup("talos.alperen.cloud"),
   tailscale: crdGroup("gateway.tailscale.com"),
 });

@@ -89,6 +89,18 @@ describe("loading the configuration", () => {
     expect(byPath["grpcHealth.port"]).toMatch(/9000 is already used by health.port/);
   });
 
+  it("refuses intervals and timeouts longer than a timer can wait, but not ages", () => {
+    const v = validateConfig({
+      healthChecks: { dependencies: [{ name: "slow", type: "tcp", address: "db:5432", interval: "30d", timeout: "5s" }] },
+      sources: { tailscale: { interval: "25d" } },
+    });
+    expect(v.ok).toBe(false);
+    const errors = v.ok ? [] : v.errors;
+    expect(errors).toContainEqual({ path: "healthChecks.dependencies[0].interval", message: '"30d" is longer than a timer can wait, use at most "24d"' });
+    expect(errors).toContainEqual({ path: "sources.tailscale.interval", message: '"25d" is longer than a timer can wait, use at most "24d"' });
+    expect(validateConfig({ healthChecks: { dependencies: [{ name: "daily", type: "tcp", address: "db:5432", interval: "24d" }] } }).ok).toBe(true);
+  });
+
   it("warns about unknown keys with a suggestion, and still loads", () => {
     const r = validateConfig({
       metrics: { prot: 9100, colection: { interval: "5s" } },
