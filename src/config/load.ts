@@ -156,6 +156,7 @@ function applyEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv, origins:
 /** Reads, overrides and validates the configuration. Never throws: every problem is a Finding. */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadResult {
   let doc: unknown = {};
+  let yamlWarnings: Finding[] = [];
   if (file !== undefined) {
     let text: string;
     try {
@@ -166,7 +167,13 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
       return { ok: false, errors: [{ path: file, message: `cannot read the config file: ${why}; pass an existing file with --config or SIDECAR_CONFIG` }], warnings: [], file };
     }
     const lineCounter = new LineCounter();
-    const parsedDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+    // logLevel "error": YAML warnings (an unknown tag) are reported with the config's other warnings, not printed
+    // by the library on its own.
+    const parsedDoc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter, logLevel: "error" });
+    yamlWarnings = parsedDoc.warnings.map((w) => ({
+      path: ((p) => `${file}:${p.line}:${p.col}`)(lineCounter.linePos(w.pos[0])),
+      message: `YAML: ${w.message.split("\n")[0] ?? ""}`,
+    }));
     if (parsedDoc.errors.length > 0) {
       return {
         ok: false,
@@ -190,5 +197,6 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   }
   const origins = new Map<string, string>();
   applyEnv(doc as Record<string, unknown>, env, origins);
-  return { ...validateConfig(doc, origins), file };
+  const validation = validateConfig(doc, origins);
+  return { ...validation, warnings: [...yamlWarnings, ...validation.warnings], file };
 }

@@ -89,6 +89,14 @@ describe("loading the configuration", () => {
     expect(byPath["grpcHealth.port"]).toMatch(/9000 is already used by health.port/);
   });
 
+  it("reports a YAML warning (an unknown tag) as a config warning with its line, and still loads", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "cfg-")), "c.yaml");
+    writeFileSync(file, "metrics:\n  port: !custom 9100\n");
+    const r = loadConfig(file, {});
+    expect(r.ok).toBe(true);
+    expect(r.warnings).toContainEqual({ path: `${file}:2:9`, message: expect.stringMatching(/^YAML: .*!custom/) });
+  });
+
   it("refuses intervals and timeouts longer than a timer can wait, but not ages", () => {
     const v = validateConfig({
       healthChecks: { dependencies: [{ name: "slow", type: "tcp", address: "db:5432", interval: "30d", timeout: "5s" }] },
