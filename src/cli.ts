@@ -2,7 +2,6 @@
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { stringify } from "yaml";
-import { CheckEngine } from "./checks/engine.ts";
 import { formatDuration } from "./config/duration.ts";
 import { loadConfig, type LoadResult } from "./config/load.ts";
 import type { Finding } from "./config/resolve.ts";
@@ -11,7 +10,6 @@ import { checkTarget } from "./health/debug-status.ts";
 import { createLogging, errorMessage } from "./log.ts";
 import { ConfigReloader } from "./reload.ts";
 import { Runtime } from "./runtime.ts";
-import { MetricRegistry } from "./metrics/registry.ts";
 import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
 import { CheckStore } from "./state/checks.ts";
@@ -87,9 +85,11 @@ async function runChecksOnce(config: Config): Promise<number> {
     process.stdout.write("no checks configured\n");
     return 0;
   }
-  const tracing = startTracing(logging.root);
+  // Loaded here rather than at the top: the exporter's own start would pay for modules only this command uses.
+  const [{ CheckEngine }, { MetricRegistry }] = await Promise.all([import("./checks/engine.ts"), import("./metrics/registry.ts")]);
+  const tracing = await startTracing(logging.root);
   // Source and backup checks read source state, so every configured source is brought up to date once first.
-  const sources = new SourceRegistry(buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }), seriesLimit: config.limits.seriesPerSource }));
+  const sources = new SourceRegistry(await buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }), seriesLimit: config.limits.seriesPerSource }));
   await Promise.all(sources.names.map((name) => sources.get(name)?.refresh()));
   const store = new CheckStore();
   const engine = new CheckEngine(store, { logger: logging.root, sources }, undefined);

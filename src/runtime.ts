@@ -1,19 +1,19 @@
 import type { Server as HttpsServer } from "node:https";
-import { CheckEngine } from "./checks/engine.ts";
+import type { CheckEngine } from "./checks/engine.ts";
 import type { Config } from "./config/types.ts";
-import { HealthModel } from "./health/model.ts";
-import { CLUSTER_WIDE_SOURCES, type SourceGate, startSources } from "./leader/gate.ts";
+import type { HealthModel } from "./health/model.ts";
+import type { SourceGate } from "./leader/gate.ts";
 import { applyLogLevels, type LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";
-import { MetricRegistry } from "./metrics/registry.ts";
+import type { MetricRegistry } from "./metrics/registry.ts";
 import { healthApp } from "./serve/health-server.ts";
 import { listen, type Listening } from "./serve/listen.ts";
-import { metricsApp } from "./serve/metrics-server.ts";
-import { startGrpcHealth, type GrpcHealthServer } from "./serve/grpc-health.ts";
-import { secureServing, type SecureServing } from "./serve/secure/index.ts";
+import type { GrpcHealthServer } from "./serve/grpc-health.ts";
+import type { SecureServing } from "./serve/secure/index.ts";
 import { SOURCE_NAMES } from "./sources/config.ts";
 import { buildSources } from "./sources/index.ts";
 import { SourceRegistry } from "./sources/registry.ts";
+import { pendingGuard, StartupHealthModel, type PendingGuard } from "./startup.ts";
 import { CheckStore } from "./state/checks.ts";
 import { startTracing, type Tracing } from "./tracing/provider.ts";
 import { VERSION } from "./version.ts";
@@ -24,19 +24,34 @@ export interface RuntimeOptions {
   processMetrics?: boolean;
 }
 
+/** What the health server answers from: made, and listening, before anything heavy is loaded. */
+interface HealthFirst {
+  store: CheckStore;
+  model: StartupHealthModel;
+  sources: SourceRegistry;
+  startedAt: number;
+  server: Listening | undefined;
+  /** debug.protect: /debug/* waits for the guard secure serving makes. */
+  debugGuard: PendingGuard | undefined;
+}
+
+/** Metrics over plain HTTP and /debug left open: nothing of serve/secure is needed. */
+const PLAIN_SERVING: SecureServing = { attach: () => undefined, close: async () => undefined };
+
 /** Everything the exporter runs, built from one Config: the checks, their state and the three servers. */
 export class Runtime {
   readonly metrics: MetricRegistry;
-  readonly store = new CheckStore();
-  readonly model: HealthModel;
+  readonly store: CheckStore;
+  readonly model: StartupHealthModel;
   readonly engine: CheckEngine;
   readonly sources: SourceRegistry;
-  readonly startedAt = Date.now();
+  readonly startedAt: number;
   #metricsServer: Listening | undefined;
   #healthServer: Listening | undefined;
   #grpcServer: GrpcHealthServer | undefined;
   #tracing: Tracing | undefined;
   #secure: SecureServing | undefined;
+  #debugGuard: PendingGuard | undefined;
   #gate: SourceGate | undefined;
   #stopping: Promise<void> | undefined;
   #config: Config;
@@ -49,37 +64,73 @@ export class Runtime {
   private constructor(
     config: Config,
     private readonly opts: RuntimeOptions,
+    first: HealthFirst,
+    metrics: MetricRegistry,
+    engine: CheckEngine,
   ) {
     this.#config = config;
-    this.metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
-    this.sources = new SourceRegistry(buildSources(config.sources, this.#sourceContext(config)));
-    this.model = new HealthModel(this.store, () => this.sources.lines());
-    const logger = opts.logging.component("checks");
-    this.engine = new CheckEngine(this.store, { logger, sources: this.sources }, this.metrics.handles);
-    for (const spec of config.checks) this.engine.add(spec);
+    ({ store: this.store, model: this.model, sources: this.sources, startedAt: this.startedAt } = first);
+    this.#healthServer = first.server;
+    this.#debugGuard = first.debugGuard;
+    this.metrics = metrics;
+    this.engine = engine;
     this.#exportHealthGauges();
   }
 
+  /**
+   * The health server listens first, on what needs no more than the configuration, so that a cold start answers
+   * /healthz within a few hundred milliseconds; the metric registry, the check probers, each configured source,
+   * tracing and the other servers are loaded after it (dynamic imports), and readiness fails with "startup"
+   * until they are all in place.
+   */
   static async start(config: Config, opts: RuntimeOptions): Promise<Runtime> {
-    const runtime = new Runtime(config, opts);
-    // Before any source or check runs, so their first spans are recorded too.
-    runtime.#tracing = startTracing(opts.logging.component("main"));
+    const first = await Runtime.#serveHealth(config, opts);
+    let runtime: Runtime | undefined;
     try {
+      const [{ MetricRegistry }, { CheckEngine }] = await Promise.all([import("./metrics/registry.ts"), import("./checks/engine.ts")]);
+      const metrics = new MetricRegistry(config.metrics.labels, { processMetrics: opts.processMetrics ?? true });
+      const engine = new CheckEngine(first.store, { logger: opts.logging.component("checks"), sources: first.sources }, metrics.handles);
+      for (const spec of config.checks) engine.add(spec);
+      runtime = new Runtime(config, opts, first, metrics, engine);
+      for (const source of await buildSources(config.sources, runtime.#sourceContext(config))) first.sources.add(source);
+      // Before any source or check runs, so their first spans are recorded too.
+      runtime.#tracing = await startTracing(opts.logging.component("main"));
       await runtime.#listen();
     } catch (err) {
-      await runtime.stop();
+      await (runtime ? runtime.stop() : first.server?.close(0));
       throw err;
     }
+    const { startSources } = await import("./leader/gate.ts");
     runtime.#gate = startSources(config.leaderElection, runtime.sources, { gauge: runtime.metrics.handles.leader, logger: opts.logging.component("leader") });
     runtime.store.startSweeping();
     // What start set (build info, leadership, zeroed counters) is on the first scrape, not a rendering later.
     await runtime.metrics.flush();
+    runtime.model.started();
     // Checks that read sources would fail their first run if it came before the sources' first poll; the
     // servers already answer meanwhile, with readiness pending.
-    void runtime.#gate.firstDecision.then(() => runtime.sources.firstResults(runtime.#longestSourceTimeoutMs())).then(() => {
-      if (!runtime.model.shuttingDown) runtime.engine.start();
+    const started = runtime;
+    void started.#gate?.firstDecision.then(() => started.sources.firstResults(started.#longestSourceTimeoutMs())).then(() => {
+      if (!started.model.shuttingDown) started.engine.start();
     });
     return runtime;
+  }
+
+  /** The store with every check registered (pending), no sources yet, and the health server listening on them. */
+  static async #serveHealth(config: Config, opts: RuntimeOptions): Promise<HealthFirst> {
+    const store = new CheckStore();
+    // Registered before anything answers, so readiness says "not run yet" for them rather than nothing.
+    for (const spec of config.checks) store.register(spec);
+    const sources = new SourceRegistry([]);
+    const model = new StartupHealthModel(store, () => sources.lines());
+    const startedAt = Date.now();
+    const debugGuard = config.debug.protect ? pendingGuard() : undefined;
+    let server: Listening | undefined;
+    if (config.health.enabled) {
+      const app = healthApp(model, config, { version: VERSION, startedAt }, () => sources.debug(), debugGuard?.guard);
+      server = await listen("health", app, config.server.address, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)", undefined, { maxConnections: config.limits.maxConnections });
+      opts.logging.component("server").info({ address: server.address }, "health server listening");
+    }
+    return { store, model, sources, startedAt, server, debugGuard };
   }
 
   #longestSourceTimeoutMs(): number {
@@ -96,6 +147,7 @@ export class Runtime {
     };
   }
 
+  /** The metrics and gRPC health servers (the health server already listens), with TLS and guards if configured. */
   async #listen(): Promise<void> {
     const { config } = this;
     const host = config.server.address;
@@ -106,20 +158,19 @@ export class Runtime {
     for (const result of ["success", "failure"]) handles.configReloads.inc({ result }, 0);
     // Without leader election every replica polls; with it, the elector owns this gauge.
     if (!config.leaderElection.enabled) handles.leader.set(1);
-    this.#secure = await secureServing(config, handles, log);
+    const secure = config.metrics.secure || config.debug.protect;
+    this.#secure = secure ? await (await import("./serve/secure/index.ts")).secureServing(config, handles, log) : PLAIN_SERVING;
+    this.#debugGuard?.settle(this.#secure.debugGuard);
     if (config.metrics.enabled) {
+      const { metricsApp } = await import("./serve/metrics-server.ts");
       const app = metricsApp(this.metrics, config.metrics.path, this.#secure.metricsGuard);
       this.#metricsServer = await listen("metrics", app, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls, { maxConnections: config.limits.maxConnections });
       if (this.#secure.tls) this.#secure.attach(this.#metricsServer.server as HttpsServer);
       const scheme = config.metrics.secure ? `https, auth ${config.metrics.auth.mode}` : "http";
       log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme }, "metrics server listening");
     }
-    if (config.health.enabled) {
-      const app = healthApp(this.model, config, { version: VERSION, startedAt: this.startedAt }, () => this.sources.debug(), this.#secure.debugGuard);
-      this.#healthServer = await listen("health", app, host, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)", undefined, { maxConnections: config.limits.maxConnections });
-      log.info({ address: this.#healthServer.address }, "health server listening");
-    }
     if (config.grpcHealth.enabled) {
+      const { startGrpcHealth } = await import("./serve/grpc-health.ts");
       this.#grpcServer = await startGrpcHealth(this.model, host, config.grpcHealth.port, handles, log);
       log.info({ address: this.#grpcServer.address }, "gRPC health server listening");
     }
@@ -136,10 +187,6 @@ export class Runtime {
     this.model.on("change", update);
   }
 
-  /**
-   * Readiness turns false at once, checks stop, then the servers drain for up to the grace period.
-   * Safe to call more than once; later calls wait for the first.
-   */
   /**
    * Applies a new configuration without dropping the servers: checks are added, removed or replaced by name,
    * sources restarted only when their own settings changed, log levels follow. Settings that shape the servers
@@ -169,9 +216,10 @@ export class Runtime {
 
     const changedSources: string[] = [];
     const keys = new Set([...Object.keys(prev.sources), ...Object.keys(next.sources)]) as Set<keyof Config["sources"]>;
+    const { CLUSTER_WIDE_SOURCES } = await import("./leader/gate.ts");
     for (const key of keys) {
       if (same(prev.sources[key], next.sources[key])) continue;
-      const rebuilt = buildSources({ [key]: next.sources[key] }, this.#sourceContext(next))[0];
+      const [rebuilt] = await buildSources({ [key]: next.sources[key] }, this.#sourceContext(next));
       const name = SOURCE_NAMES[key];
       const leading = this.#gate?.elector === undefined || this.#gate.elector.leading || !CLUSTER_WIDE_SOURCES.includes(name);
       await this.sources.replace(name, rebuilt, leading);
@@ -187,6 +235,10 @@ export class Runtime {
     return { logger: this.opts.logging.component("sources"), metrics: this.metrics, seriesLimit: config.limits.seriesPerSource };
   }
 
+  /**
+   * Readiness turns false at once, checks stop, then the servers drain for up to the grace period.
+   * Safe to call more than once; later calls wait for the first.
+   */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.model.beginShutdown();

@@ -29,6 +29,12 @@ export class SourceRegistry implements SourceStatusReader {
     return this.#sources.get(name);
   }
 
+  /** Adds a source built after the registry was made; it starts with the others. */
+  add(source: Source): void {
+    if (this.#sources.has(source.name)) throw new Error(`source ${source.name} is already registered`);
+    this.#sources.set(source.name, source);
+  }
+
   /** Starts the named sources (every source when none are named); a started source is no longer on standby. */
   start(names: readonly string[] = this.names): void {
     for (const s of this.#pick(names)) {
