@@ -16,8 +16,11 @@ export type MetricHandles = { [K in MetricKey]: Instance<(typeof METRICS)[K]> };
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/** Process metrics change all the time; a scrape re-reads them when its copy is older than this. */
-const PROCESS_METRICS_MAX_AGE_MS = 1_000;
+/**
+ * Process metrics change all the time and take prom-client a couple of milliseconds to read, so they are read on
+ * a timer, not by the scrape: a scrape serves them at most this old.
+ */
+const PROCESS_METRICS_REFRESH_MS = 2_000;
 
 export interface MetricRegistryOptions {
   /** Node.js process metrics (`process_*`, `nodejs_*`) from prom-client's default collectors. */
@@ -30,16 +33,17 @@ export interface MetricRegistryOptions {
 
 /**
  * Every metric of the catalogue, as families that render only when they change, kept as bytes by a
- * CachedExposition; plus Node.js process metrics from prom-client's collectors (about forty series, re-read at
- * most once a second, as a scrape comes) and text from elsewhere (the operator's merged metrics).
+ * CachedExposition; plus Node.js process metrics from prom-client's collectors (about forty series, re-read every
+ * two seconds) and text from elsewhere (the operator's merged metrics).
  */
 export class MetricRegistry {
   readonly handles: MetricHandles;
   readonly #families: MetricFamily[];
   readonly #exposition: CachedExposition;
   readonly #process: Registry | undefined;
-  #processReadAt = Number.NEGATIVE_INFINITY;
+  #processRead = false;
   #processReading: Promise<void> | undefined;
+  #processTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly defaultLabels: Record<string, string> = {},
@@ -65,6 +69,7 @@ export class MetricRegistry {
       for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
         this.#process.removeSingleMetric(name);
       }
+      this.#processTimer = setInterval(() => void this.#readProcessMetrics(), PROCESS_METRICS_REFRESH_MS).unref();
     }
   }
 
@@ -94,7 +99,7 @@ export class MetricRegistry {
       try {
         const text = await this.#process!.metrics();
         this.#exposition.setExtra("process", textPart(text, toOpenMetrics(text)));
-        this.#processReadAt = performance.now();
+        this.#processRead = true;
       } finally {
         this.#processReading = undefined;
       }
@@ -103,12 +108,12 @@ export class MetricRegistry {
   }
 
   /**
-   * The response body of one scrape, from the latest rendering: buffers to write, nothing rendered now but the
-   * process metrics when their copy is older than a second (and, before the first rendering, everything).
+   * The response body of one scrape, from the latest rendering: buffers to write, nothing rendered now (but
+   * everything, the first time).
    */
   async exposition(openMetrics: boolean, gzipped: boolean): Promise<Exposition> {
     if (this.#exposition.empty) await this.#exposition.flush();
-    if (this.#process && performance.now() - this.#processReadAt > PROCESS_METRICS_MAX_AGE_MS) await this.#readProcessMetrics();
+    if (this.#process && !this.#processRead) await this.#readProcessMetrics();
     const form: Form = openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text";
     return { ...this.#exposition.body(form), contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
   }
@@ -128,6 +133,7 @@ export class MetricRegistry {
 
   /** Stops rendering; what was rendered stays served. */
   close(): void {
+    clearInterval(this.#processTimer);
     this.#exposition.close();
   }
 }
