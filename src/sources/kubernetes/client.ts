@@ -24,8 +24,8 @@ export interface WatchEvent {
   object: Json;
 }
 
-export interface ListResult {
-  items: Json[];
+export interface ListResult<T = Json> {
+  items: T[];
   resourceVersion: string;
 }
 
@@ -223,18 +223,19 @@ export class KubeClient {
   }
 
   /**
-   * Every page of a list. A continue token that expired mid-way (410) restarts the list once from the top, as
-   * the API server advises.
+   * Every page of a list, each object turned by `project` into what the caller keeps as its page arrives: only
+   * one page of whole objects is in memory at a time, however large the collection. A continue token that
+   * expired mid-way (410) restarts the list once from the top, as the API server advises.
    */
-  async list(ref: ResourceRef, namespace: string | undefined, pageSize: number, signal: AbortSignal): Promise<ListResult> {
+  async list<T>(ref: ResourceRef, namespace: string | undefined, pageSize: number, signal: AbortSignal, project: (obj: Json) => T): Promise<ListResult<T>> {
     for (let attempt = 0; ; attempt++) {
-      const items: Json[] = [];
+      const items: T[] = [];
       let token: string | undefined;
       let resourceVersion = "";
       try {
         do {
           const page = await this.listPage(ref, namespace, pageSize, token, signal);
-          items.push(...page.items);
+          for (const obj of page.items) items.push(project(obj));
           // The first page's version is the snapshot every later page belongs to.
           if (token === undefined) resourceVersion = page.resourceVersion;
           token = page.continue;

@@ -184,14 +184,15 @@ export class Informer<T> {
   async #list(signal: AbortSignal): Promise<void> {
     const started = performance.now();
     const attributes = { "source.name": "kubernetes", "kubernetes.kind": this.opts.kind, ...(this.opts.namespace !== undefined && { "k8s.namespace.name": this.opts.namespace }) };
+    const project = (obj: Json): [string, T] | undefined => {
+      const meta = metaOf(obj);
+      return meta && [meta.key, this.opts.project(obj, meta)];
+    };
     const { items, resourceVersion } = await inSpan(`list ${this.opts.kind}`, "source", attributes, () =>
-      this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal),
+      this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal, project),
     );
     const next = new Map<string, T>();
-    for (const obj of items) {
-      const meta = metaOf(obj);
-      if (meta) next.set(meta.key, this.opts.project(obj, meta));
-    }
+    for (const item of items) if (item) next.set(item[0], item[1]);
     for (const [key, view] of next) this.store.set(key, view);
     for (const [key, view] of [...this.store]) {
       if (next.has(key)) continue;

@@ -11,7 +11,7 @@ import { KubeClient } from "./client.ts";
 import { type ResourceView, type WatchedKind, watchedKinds } from "./kinds.ts";
 import { type ConnectionOptions, loadConnection } from "./kubeconfig.ts";
 import { Informer, type InformerOutcome, type InformerTiming, retryDelayMs, sleep } from "./informer.ts";
-import { buildSeries, finishedBackups, type SeriesSet } from "./series.ts";
+import { buildSeries, finishedBackups } from "./series.ts";
 
 export interface SourceTiming extends InformerTiming {
   /** How often a healthy source re-reports success while its watches run quietly; default: the interval. */
@@ -74,7 +74,8 @@ class KubernetesSource implements Source {
   #closed = false;
   #heartbeat: NodeJS.Timeout | undefined;
   #rebuild: NodeJS.Immediate | undefined;
-  #last: SeriesSet | undefined;
+  /** From the last rebuild, for the outcome's detail; the series themselves are held by the gauges only. */
+  #clustersNotReady = 0;
 
   constructor(
     private readonly config: KubernetesSourceConfig & Schedule,
@@ -86,7 +87,8 @@ class KubernetesSource implements Source {
     this.#kinds = watchedKinds(config);
     this.#timing = {
       watchTimeoutSeconds: Math.max(1, Math.ceil(config.watchTimeout / 1000)),
-      pageSize: 100,
+      // client-go's informers list 500 at a time: few requests, and a page of whole objects stays small.
+      pageSize: 500,
       backoffBaseMs: 1_000,
       backoffMaxMs: 30_000,
       notFoundRetryMs: 60_000,
@@ -242,7 +244,7 @@ class KubernetesSource implements Source {
     const views = this.#views();
     const listed = this.#scopes.filter((s) => s.informer.listed).map((s) => ({ kind: s.kind.kind, family: s.kind.family, namespace: s.informer.namespace }));
     const set = buildSeries({ views, listed });
-    this.#last = set;
+    this.#clustersNotReady = set.clustersNotReady;
     for (const k of GAUGES) this.#series[k].replace(set[k]);
     for (const b of finishedBackups(views)) this.#countBackup(b);
   }
@@ -292,7 +294,7 @@ class KubernetesSource implements Source {
     const objects = this.#scopes.reduce((n, s) => n + s.informer.store.size, 0);
     const kinds = new Set(this.#scopes.filter((s) => s.informer.listed).map((s) => s.kind.kind)).size;
     const failing = this.#scopes.filter((s) => s.informer.state === "failed");
-    const notReady = this.#last?.clustersNotReady ?? 0;
+    const notReady = this.#clustersNotReady;
     const parts = [`${plural(objects, "object")} in ${plural(kinds, "kind")}`];
     if (notReady > 0) parts.push(`${plural(notReady, "cluster")} not ready`);
     if (failing.length > 0) {
