@@ -92,6 +92,22 @@ describe("operator metrics passthrough", () => {
     expect(text).toContain("controller_runtime_reconcile_total");
   });
 
+  it("merges only as many series as limits.seriesPerSource allows, whole families, and counts the rest", async () => {
+    // Two reconcile counters and four histogram samples make six; the clashing family is not merged anyway, and
+    // workqueue_depth would be the seventh.
+    operator = await httpServer((_req, res) => res.end(OPERATOR_METRICS));
+    rt = await startRuntime({ limits: { seriesPerSource: 6 }, sources: { operatorMetrics: { url: operator.url, interval: "100ms", timeout: "80ms" } } });
+    await eventually(() => rt.runtime.sources.sourceStatus("operator-metrics")?.up);
+    const text = await eventually(async () => {
+      const t = (await get(`${rt.metricsUrl}/metrics`)).body;
+      return t.includes("controller_runtime_reconcile_total") ? t : undefined;
+    });
+    expect(text).toContain("talos_operator_reconciliation_duration_seconds_count 9");
+    expect(text).not.toContain("workqueue_depth");
+    expect(text).toMatch(/^sidecar_series_dropped_total\{source="operator-metrics"\} [1-9]\d*$/m);
+    expect(rt.logs.text).toContain("series limit reached");
+  });
+
   it("refuses a body larger than maxBodyBytes", async () => {
     body = `${OPERATOR_METRICS}${"# padding\n".repeat(2_000)}`;
     operator = await httpServer((_req, res) => res.end(body));

@@ -12,6 +12,7 @@ import { SOURCE_NAMES, type OperatorMetricsSourceConfig, type Schedule } from ".
 import { PolledSource } from "../poller.ts";
 import type { PollDriver, PollOutcome, Source, SourceContext } from "../types.ts";
 import { parseExposition, renderFamilies, sampleNames, type Family, type FamilyType } from "../../metrics/text-format.ts";
+import { SeriesBudget } from "../../metrics/series-budget.ts";
 
 type Config = OperatorMetricsSourceConfig & Schedule;
 
@@ -34,12 +35,15 @@ function ownSampleNames(registry: MetricRegistry): Set<string> {
 class OperatorMetricsDriver implements PollDriver {
   #agent: Agent | undefined;
   readonly #warned = new Set<string>();
+  readonly #budget: SeriesBudget;
 
   constructor(
     private readonly config: Config,
     private readonly registry: MetricRegistry,
     private readonly logger: Logger,
+    seriesLimit: number | undefined,
   ) {
+    this.#budget = new SeriesBudget({ source: SOURCE_NAMES.operatorMetrics, limit: seriesLimit, dropped: registry.handles.seriesDropped, logger });
     for (const reason of ["name_clash", "invalid"]) registry.handles.passthroughDropped.inc({ reason }, 0);
   }
 
@@ -99,12 +103,31 @@ class OperatorMetricsDriver implements PollDriver {
       this.registry.handles.passthroughDropped.inc({ reason: "invalid" }, parsed.errors.length);
       this.logger.debug({ errors: parsed.errors.slice(0, 5), count: parsed.errors.length }, "operator metrics lines skipped");
     }
+    const merged = this.#withinBudget(kept);
     const labels = this.registry.defaultLabels;
-    this.registry.setExternalText("operator", renderFamilies(kept, labels, false), renderFamilies(kept, labels, true));
+    this.registry.setExternalText("operator", renderFamilies(merged, labels, false), renderFamilies(merged, labels, true));
     return {
       detail: `${kept.length} families merged${clashes ? `, ${clashes} dropped (name clash)` : ""}`,
       debug: { url: this.config.url, families: kept.length, droppedFamilies: clashes, skippedLines: parsed.errors.length },
     };
+  }
+
+  /**
+   * The families that fit in limits.seriesPerSource, in the operator's order; a family that would go past the
+   * limit is left out whole (half a histogram would mislead), and its series are counted as dropped.
+   */
+  #withinBudget(families: Family[]): Family[] {
+    this.#budget.release(this.#budget.used);
+    const fitting: Family[] = [];
+    for (const f of families) {
+      if (this.#budget.used + f.samples.length > this.#budget.limit) {
+        this.#budget.drop(f.samples.length, f.name);
+        continue;
+      }
+      for (let i = 0; i < f.samples.length; i++) this.#budget.take();
+      fitting.push(f);
+    }
+    return fitting;
   }
 
   async close(): Promise<void> {
@@ -115,6 +138,6 @@ class OperatorMetricsDriver implements PollDriver {
 }
 
 export function createOperatorMetricsSource(config: Config, ctx: SourceContext): Source {
-  const driver = new OperatorMetricsDriver(config, ctx.metrics, ctx.logger);
+  const driver = new OperatorMetricsDriver(config, ctx.metrics, ctx.logger, ctx.seriesLimit);
   return new PolledSource(SOURCE_NAMES.operatorMetrics, config, driver, ctx.metrics.handles, ctx.logger);
 }
