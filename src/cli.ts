@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import pino from "pino";
-import { stringify } from "yaml";
 import { formatDuration } from "./config/duration.ts";
 import { loadConfig, type LoadResult } from "./config/load.ts";
 import type { Finding } from "./config/resolve.ts";
@@ -197,10 +196,14 @@ async function main(rawArgv: string[]): Promise<void> {
     process.stderr.write(`sidecar-exporter: unknown command "${positionals.join(" ")}"; use "check" or no command\n\n${USAGE}`);
     process.exit(EXIT_USAGE);
   }
-  const { config } = loadOrExit(values.config ?? (process.env.SIDECAR_CONFIG || undefined));
-  if (values["print-config"]) return void process.stdout.write(scrub(stringify(displayConfig(config))));
+  const file = values.config ?? (process.env.SIDECAR_CONFIG || undefined);
+  const { config } = loadOrExit(file);
+  if (values["print-config"]) {
+    const { stringify } = await import("yaml");
+    return void process.stdout.write(scrub(stringify(displayConfig(config))));
+  }
   if (command === "check") process.exit(await runChecksOnce(config));
-  await serve(config, values.config ?? (process.env.SIDECAR_CONFIG || undefined));
+  await serve(config, file);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

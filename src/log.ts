@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from "pino";
-import pretty from "pino-pretty";
+import type pretty from "pino-pretty";
 import type { LoggingConfig } from "./config/types.ts";
 import { REDACTED, scrub } from "./secret.ts";
 
@@ -52,12 +53,17 @@ export function applyLogLevels(setup: LogSetup, next: LoggingConfig): void {
   setup.reconfigure(next);
 }
 
+/** pino-pretty, loaded only for the console format: JSON logging (the default) starts without its modules. */
+function prettyStream(): typeof pretty {
+  return createRequire(import.meta.url)("pino-pretty") as typeof pretty;
+}
+
 export function createLogging(initial: LoggingConfig, destination?: DestinationStream): LogSetup {
   let cfg = initial;
   const dest =
     destination ??
     (cfg.format === "console"
-      ? pretty({ colorize: process.stdout.isTTY, sync: true, translateTime: "SYS:HH:MM:ss.l" })
+      ? prettyStream()({ colorize: process.stdout.isTTY, sync: true, translateTime: "SYS:HH:MM:ss.l" })
       : pino.destination({ dest: 1, sync: true }));
   // The root logger must pass anything a component asks for; pino filters per logger, by each one's level.
   const root = pino(

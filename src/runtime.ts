@@ -118,7 +118,7 @@ export class Runtime {
   /** The store with every check registered (pending), no sources yet, and the health server listening on them. */
   static async #serveHealth(config: Config, opts: RuntimeOptions): Promise<HealthFirst> {
     const store = new CheckStore();
-    // Registered before anything answers, so readiness says "not run yet" for them rather than nothing.
+    // Registered before anything answers, so the check endpoints know them while the rest loads.
     for (const spec of config.checks) store.register(spec);
     const sources = new SourceRegistry([]);
     const model = new StartupHealthModel(store, () => sources.lines());

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
-import { closest, distance } from "fastest-levenshtein";
-import { LineCounter, parseDocument } from "yaml";
+import { createRequire } from "node:module";
+import type * as Levenshtein from "fastest-levenshtein";
+import type * as Yaml from "yaml";
 import type { z } from "zod";
 import { configSchema } from "./schema.ts";
 import { resolveConfig, type Finding } from "./resolve.ts";
@@ -21,6 +22,15 @@ export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   SIDECAR_LOG_LEVEL: ["logging", "level"],
   SIDECAR_LOG_FORMAT: ["logging", "format"],
 };
+
+/**
+ * The YAML parser and the "did you mean" distance, loaded when first needed: a start without a config file (or
+ * without an unknown key) does not read their modules. Both are CommonJS packages, so a synchronous require
+ * keeps loadConfig synchronous.
+ */
+const lazyRequire = createRequire(import.meta.url);
+const yaml = (): typeof Yaml => lazyRequire("yaml") as typeof Yaml;
+const levenshtein = (): typeof Levenshtein => lazyRequire("fastest-levenshtein") as typeof Levenshtein;
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
@@ -80,6 +90,7 @@ function knownKeysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): str
 
 function suggestion(key: string, known: string[]): string {
   if (known.length === 0) return "";
+  const { closest, distance } = levenshtein();
   const best = closest(key, known);
   const limit = Math.max(2, Math.floor(best.length / 3));
   return distance(key.toLowerCase(), best.toLowerCase()) <= limit ? `; did you mean "${best}"?` : "";
@@ -166,6 +177,7 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
       const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code ?? err);
       return { ok: false, errors: [{ path: file, message: `cannot read the config file: ${why}; pass an existing file with --config or SIDECAR_CONFIG` }], warnings: [], file };
     }
+    const { LineCounter, parseDocument } = yaml();
     const lineCounter = new LineCounter();
     // logLevel "error": YAML warnings (an unknown tag) are reported with the config's other warnings, not printed
     // by the library on its own.
