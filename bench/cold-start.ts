@@ -1,9 +1,18 @@
-/** Spawn to the first /healthz 200, compiled and under tsx, with the full configuration and with none. */
+/**
+ * Spawn to the first /healthz 200, compiled and under tsx, with the full configuration and with none.
+ *
+ *   node --import tsx bench/cold-start.ts [--runs 5] [--tsx]
+ *
+ * runs this phase on its own against the 50k simulators: compiled only, unless --tsx.
+ */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { compileExporter } from "./compiled.ts";
 import { log } from "./log.ts";
-import type { Results } from "./report.ts";
-import { freePorts, httpGet, ROOT, sleep, spawnProc } from "./servers.ts";
-import { exporterConfig, type Upstreams } from "./workload.ts";
+import { median, type Results } from "./report.ts";
+import { freePorts, httpGet, installCleanup, ROOT, sleep, spawnProc, stopAll } from "./servers.ts";
+import { exporterConfig, SCALES, startUpstreams, type Upstreams } from "./workload.ts";
 
 /**
  * Spawn to the first /healthz 200: with the full configuration (sources and checks) or with none (every default,
@@ -34,9 +43,12 @@ async function coldStart(up: Upstreams, command: string[], full: boolean): Promi
   }
 }
 
-/** `runs` starts compiled with the full configuration; a few more compiled with none and under tsx, to compare. */
-export async function coldStartPhase(up: Upstreams, compiledCli: string | undefined, runs: number): Promise<Results["coldStart"]> {
-  log(`cold start: ${compiledCli ? `compiled with the full configuration (${runs} runs), with none, and ` : ""}under tsx`);
+/**
+ * `runs` starts compiled with the full configuration; a few more compiled with none and under tsx, to compare
+ * (with `withTsx` false, as many compiled with none and none under tsx).
+ */
+export async function coldStartPhase(up: Upstreams, compiledCli: string | undefined, runs: number, withTsx = true): Promise<Results["coldStart"]> {
+  log(`cold start: ${compiledCli ? `compiled with the full configuration (${runs} runs), with none` : ""}${withTsx || !compiledCli ? `${compiledCli ? ", and " : ""}under tsx` : ""}`);
   const out: Results["coldStart"] = { compiledMs: [], compiledNoConfigMs: [], tsxMs: [] };
   const tsx = ["--import", "tsx", join(ROOT, "src/cli.ts")];
   for (let i = 0; i < runs; i++) {
@@ -44,16 +56,47 @@ export async function coldStartPhase(up: Upstreams, compiledCli: string | undefi
       out.compiledMs.push(await coldStart(up, [compiledCli], true));
       await sleep(300);
     }
-    if (i % 2 === 0 || !compiledCli) {
+    if (i % 2 === 0 || !compiledCli || !withTsx) {
       if (compiledCli) {
         out.compiledNoConfigMs.push(await coldStart(up, [compiledCli], false));
         await sleep(300);
       }
-      out.tsxMs.push(await coldStart(up, tsx, true));
-      await sleep(300);
+      if (withTsx || !compiledCli) {
+        out.tsxMs.push(await coldStart(up, tsx, true));
+        await sleep(300);
+      }
     }
   }
   const fmt = (xs: number[]) => xs.map((m) => m.toFixed(0)).join(", ");
   log(`  compiled ${fmt(out.compiledMs)} ms; compiled, no configuration ${fmt(out.compiledNoConfigMs)} ms; tsx ${fmt(out.tsxMs)} ms`);
   return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, tsx: { type: "boolean", default: false } } });
+  let up: Upstreams | undefined;
+  installCleanup(async () => {
+    await stopAll();
+    await up?.close();
+  });
+  const compiled = compileExporter();
+  up = await startUpstreams(SCALES["50k"]);
+  try {
+    const r = await coldStartPhase(up, compiled.cli, Number(values.runs), values.tsx);
+    const line = (what: string, xs: number[]) => (xs.length > 0 ? `${what}: median ${median(xs).toFixed(0)} ms (${xs.map((m) => m.toFixed(0)).join(", ")})\n` : "");
+    process.stdout.write(line("compiled, 50k configuration", r.compiledMs) + line("compiled, no configuration", r.compiledNoConfigMs) + line("tsx, 50k configuration", r.tsxMs));
+  } finally {
+    await up.close();
+    compiled.remove();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

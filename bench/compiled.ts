@@ -1,13 +1,16 @@
 /**
  * The exporter as the image runs it (`node dist/cli.js`), without type-checking: each file of src/ transpiled on
  * its own into a temporary directory laid out like the image's /app (dist/, protos/, package.json, node_modules).
- * Cold start is measured on this, since tsx's on-the-fly transpiling is not what runs in a pod.
+ * Every phase of the benchmark runs this, since tsx's on-the-fly transpiling (its own memory, its own start-up
+ * time) is not what runs in a pod.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import ts from "typescript";
-import { ROOT } from "./servers.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 export interface CompiledExporter {
   /** dist/cli.js */
@@ -23,7 +26,7 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-export function compileExporter(): CompiledExporter {
+function transpile(): CompiledExporter {
   const app = mkdtempSync(join(tmpdir(), "sidecar-bench-app-"));
   const src = join(ROOT, "src");
   const options: ts.CompilerOptions = {
@@ -48,4 +51,26 @@ export function compileExporter(): CompiledExporter {
     throw err;
   }
   return { cli: join(app, "dist", "cli.js"), remove };
+}
+
+let shared: CompiledExporter | undefined;
+
+/**
+ * src/ transpiled once per benchmark process: every caller gets the same directory, removed by remove() or, at
+ * the latest, when the process exits.
+ */
+export function compileExporter(): CompiledExporter {
+  if (shared) return shared;
+  const compiled = transpile();
+  const removeAtExit = () => compiled.remove();
+  process.once("exit", removeAtExit);
+  shared = {
+    cli: compiled.cli,
+    remove() {
+      process.off("exit", removeAtExit);
+      if (shared?.cli === compiled.cli) shared = undefined;
+      compiled.remove();
+    },
+  };
+  return shared;
 }

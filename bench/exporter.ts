@@ -14,13 +14,23 @@ export interface RunningExporter {
   healthUrl: string;
 }
 
+export interface LaunchOptions {
+  /** Changes the written configuration file before the exporter reads it. */
+  editConfig?: (file: string) => void;
+  /** More environment for the exporter (NODE_OPTIONS, say). */
+  env?: Record<string, string>;
+  /** Flags for the exporter's node, before the script. */
+  nodeArgs?: string[];
+}
+
 /** Starts the exporter on free ports; tries new ones if another process took one in between. */
-export async function launchExporter(up: Upstreams, name: string, sources: boolean): Promise<RunningExporter> {
+export async function launchExporter(up: Upstreams, name: string, sources: boolean, opts: LaunchOptions = {}): Promise<RunningExporter> {
   for (let attempt = 1; ; attempt++) {
     const [metrics = 0, health = 0, grpc = 0] = await freePorts(3);
     const ports = { metrics, health, grpc };
     const config = exporterConfig(up, ports, { name, sources });
-    const proc = startExporter(name, config.file, config.env);
+    opts.editConfig?.(config.file);
+    const proc = startExporter(name, config.file, { ...config.env, ...opts.env }, opts.nodeArgs);
     const healthUrl = `http://127.0.0.1:${health}`;
     try {
       await waitForHttp(`${healthUrl}/healthz`, proc, 60_000);

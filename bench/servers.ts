@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
+import { compileExporter } from "./compiled.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -161,9 +162,12 @@ export async function waitForHttp(url: string, proc: Proc | undefined, timeoutMs
   throw new Error(`${url} not ready after ${timeoutMs} ms (${last})${proc ? `:\n${proc.output()}` : ""}`);
 }
 
-/** This exporter, as `npm start` runs it. */
-export function startExporter(name: string, configFile: string, env: Record<string, string>): Proc {
-  return spawnProc(name, process.execPath, ["--import", "tsx", "src/cli.ts", "--config", configFile], { env: { ...env, SIDECAR_LOG_FORMAT: "json" } });
+/**
+ * This exporter as the image runs it: `node dist/cli.js`, from src/ transpiled once per benchmark run. `nodeArgs`
+ * go before the script, as the image's entrypoint would put V8 flags.
+ */
+export function startExporter(name: string, configFile: string, env: Record<string, string>, nodeArgs: string[] = []): Proc {
+  return spawnProc(name, process.execPath, [...nodeArgs, compileExporter().cli, "--config", configFile], { env: { ...env, SIDECAR_LOG_FORMAT: "json" } });
 }
 
 /** A peer server of this directory (peer-static.ts, peer-prom-client.ts), run the same way as the exporter. */
