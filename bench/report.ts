@@ -335,7 +335,7 @@ export function markdown(r: Results): string {
     "",
     "## Workload",
     "",
-    `The exporter runs as its own process (\`node --import tsx src/cli.ts\`, logging at warn) against the project's simulators: ` +
+    `The exporter runs as its own process, compiled as the image runs it (\`node dist/cli.js\`, logging at warn), against the project's simulators: ` +
       `${fmtInt(w.talosNodes)} Talos nodes with ${w.talosServicesPerNode} services each behind one apid endpoint, ${fmtInt(w.tailscaleDevices)} Tailscale devices, ` +
       `${fmtInt(w.customResources)} custom resources in the Kubernetes API simulator (${fmtInt(w.managedClusters)} managed Talos clusters of ${w.machinesPerCluster} machines with their control planes, workers, backup schedules and a week of backups, and ${fmtInt(w.gatewayObjects)} Tailscale gateway objects), ` +
       `an S3 bucket and a directory of etcd snapshots, and ${fmtInt(w.httpChecks)} HTTP checks every ${w.checkIntervalS} s against 10 local HTTP services. ` +
