@@ -16,6 +16,28 @@ export function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** Distinct values `shared` keeps at most; past that it starts over, so churn cannot grow it without bound. */
+const SHARED_MAX = 10_000;
+const sharedValues = new Map<string, string>();
+
+/**
+ * The one copy kept of a value that many objects repeat: a namespace, a state, the name of an owner or a parent.
+ * JSON.parse makes a new string for every occurrence, and a view keeps its strings for as long as the object
+ * exists, so without this a namespace of a thousand objects is held a thousand times.
+ */
+export function shared(value: string): string {
+  const known = sharedValues.get(value);
+  if (known !== undefined) return known;
+  if (sharedValues.size >= SHARED_MAX) sharedValues.clear();
+  sharedValues.set(value, value);
+  return value;
+}
+
+/** `shared`, passing undefined through. */
+function sharedOrUndefined(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : shared(value);
+}
+
 export interface OwnerRef {
   kind: string;
   name: string;
@@ -39,7 +61,7 @@ export function metaOf(obj: Json): ObjectMeta | undefined {
   const meta = asObject(obj.metadata);
   const name = asString(meta?.name);
   if (!meta || name === undefined) return undefined;
-  const namespace = asString(meta.namespace) ?? "";
+  const namespace = shared(asString(meta.namespace) ?? "");
   const uid = asString(meta.uid);
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(asObject(meta.labels) ?? {})) if (typeof v === "string") labels[k] = v;
@@ -48,7 +70,7 @@ export function metaOf(obj: Json): ObjectMeta | undefined {
     const ref = asObject(raw);
     const kind = asString(ref?.kind);
     const refName = asString(ref?.name);
-    if (kind !== undefined && refName !== undefined) ownerReferences.push({ kind, name: refName });
+    if (kind !== undefined && refName !== undefined) ownerReferences.push({ kind, name: shared(refName) });
   }
   return {
     name,
@@ -112,7 +134,7 @@ export function readinessFromConditions(conditions: Condition[]): Readiness {
 
 /** status.<field> as a non-empty string. */
 export function statusString(obj: Json, field: string): string | undefined {
-  return asString(asObject(obj.status)?.[field]);
+  return sharedOrUndefined(asString(asObject(obj.status)?.[field]));
 }
 
 export function specOf(obj: Json): Json {
@@ -123,7 +145,7 @@ export function specOf(obj: Json): Json {
 export function refOf(value: unknown): { name: string; namespace: string | undefined } | undefined {
   const ref = asObject(value);
   const name = asString(ref?.name);
-  return name === undefined ? undefined : { name, namespace: asString(ref?.namespace) };
+  return name === undefined ? undefined : { name: shared(name), namespace: sharedOrUndefined(asString(ref?.namespace)) };
 }
 
 /** Seconds since the epoch for an RFC 3339 timestamp; undefined when absent or unreadable. */

@@ -1,4 +1,4 @@
-import type { KindDef, ResourceView } from "./kinds.ts";
+import { type KindDef, type ResourceView, resourceView } from "./kinds.ts";
 import { asArray, asObject, asString, conditionsOf, type Json, type ObjectMeta, readinessFromConditions, specOf } from "./objects.ts";
 
 /*
@@ -13,7 +13,7 @@ import { asArray, asObject, asString, conditionsOf, type Json, type ObjectMeta, 
 
 function view(kind: string, obj: Json, meta: ObjectMeta, services?: string[]): ResourceView {
   const readiness = readinessFromConditions(conditionsOf(obj));
-  return {
+  return resourceView({
     kind,
     family: "tailscale",
     namespace: meta.namespace,
@@ -21,8 +21,8 @@ function view(kind: string, obj: Json, meta: ObjectMeta, services?: string[]): R
     uid: meta.key,
     ready: readiness.ready,
     status: readiness.status,
-    ...(services && { services }),
-  };
+    services,
+  });
 }
 
 function declaredVipService(obj: Json, meta: ObjectMeta): string[] {

@@ -1,4 +1,4 @@
-import type { BackupView, KindDef, ResourceView } from "./kinds.ts";
+import { type BackupView, type KindDef, type ResourceView, resourceView } from "./kinds.ts";
 import {
   asObject,
   condition,
@@ -32,8 +32,10 @@ const CLUSTER_KIND = "TalosCluster";
 const SCHEDULE_KIND = "TalosEtcdBackupSchedule";
 const SCHEDULE_LABELS = ["talos.alperen.cloud/backup-schedule", "talos.alperen.cloud/etcd-backup-schedule"];
 
-function base(kind: string, meta: ObjectMeta, readiness: Readiness): ResourceView {
-  return {
+type Extras = Pick<ResourceView, "refs" | "ownerCluster" | "parent" | "backup">;
+
+function base(kind: string, meta: ObjectMeta, readiness: Readiness, extras: Extras = {}): ResourceView {
+  return resourceView({
     kind,
     family: "talos",
     namespace: meta.namespace,
@@ -41,7 +43,8 @@ function base(kind: string, meta: ObjectMeta, readiness: Readiness): ResourceVie
     uid: meta.key,
     ready: readiness.ready,
     status: readiness.status,
-  };
+    ...extras,
+  });
 }
 
 /** The kind's own state string when set, ready when it is one of `readyStates`; conditions otherwise. */
@@ -106,10 +109,9 @@ export const TALOS_KINDS: readonly KindDef[] = [
     family: "talos",
     view: (obj, meta) => {
       const spec = specOf(obj);
-      return {
-        ...base("TalosCluster", meta, readinessFromConditions(conditionsOf(obj))),
+      return base("TalosCluster", meta, readinessFromConditions(conditionsOf(obj)), {
         refs: { controlPlane: refOf(spec.controlPlaneRef)?.name, worker: refOf(spec.workerRef)?.name },
-      };
+      });
     },
   },
   {
@@ -118,8 +120,7 @@ export const TALOS_KINDS: readonly KindDef[] = [
     namespaced: true,
     family: "talos",
     view: (obj, meta) => {
-      const owner = ownerOfKind(meta, CLUSTER_KIND);
-      return { ...base("TalosControlPlane", meta, stateReadiness(obj, ["Ready", "Bootstrapped"])), ...(owner && { ownerCluster: owner }) };
+      return base("TalosControlPlane", meta, stateReadiness(obj, ["Ready", "Bootstrapped"]), { ownerCluster: ownerOfKind(meta, CLUSTER_KIND) });
     },
   },
   {
@@ -128,13 +129,11 @@ export const TALOS_KINDS: readonly KindDef[] = [
     namespaced: true,
     family: "talos",
     view: (obj, meta) => {
-      const owner = ownerOfKind(meta, CLUSTER_KIND);
       const cp = refOf(specOf(obj).controlPlaneRef);
-      return {
-        ...base("TalosWorker", meta, stateReadiness(obj, ["Ready", "Available"])),
-        ...(owner && { ownerCluster: owner }),
-        ...(cp && { parent: { kind: "TalosControlPlane" as const, name: cp.name, namespace: meta.namespace } }),
-      };
+      return base("TalosWorker", meta, stateReadiness(obj, ["Ready", "Available"]), {
+        ownerCluster: ownerOfKind(meta, CLUSTER_KIND),
+        parent: cp && { kind: "TalosControlPlane", name: cp.name, namespace: meta.namespace },
+      });
     },
   },
   {
@@ -143,13 +142,7 @@ export const TALOS_KINDS: readonly KindDef[] = [
     namespaced: true,
     family: "talos",
     view: (obj, meta) => {
-      const owner = ownerOfKind(meta, CLUSTER_KIND);
-      const parent = parentOf(obj, meta);
-      return {
-        ...base("TalosMachine", meta, stateReadiness(obj, ["Available", "Ready"])),
-        ...(owner && { ownerCluster: owner }),
-        ...(parent && { parent }),
-      };
+      return base("TalosMachine", meta, stateReadiness(obj, ["Available", "Ready"]), { ownerCluster: ownerOfKind(meta, CLUSTER_KIND), parent: parentOf(obj, meta) });
     },
   },
   {
@@ -159,7 +152,7 @@ export const TALOS_KINDS: readonly KindDef[] = [
     family: "talos",
     view: (obj, meta) => {
       const { readiness, backup } = backupView(obj, meta);
-      return { ...base("TalosEtcdBackup", meta, readiness), backup };
+      return base("TalosEtcdBackup", meta, readiness, { backup });
     },
   },
   {
