@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
+import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
 import { classifyError } from "../errors.ts";
 import { errorMessage } from "../log.ts";
 import { scrub } from "../secret.ts";
@@ -14,6 +14,18 @@ import { VERSION } from "../version.ts";
 
 function tracer(): Tracer {
   return trace.getTracer("sidecar-exporter", VERSION);
+}
+
+/** What the API's global provider delegates to while no provider is registered. */
+const NO_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether a tracer provider is registered. Without one every span is a no-op, so code that runs very often may
+ * skip building its spans (and their attributes) altogether.
+ */
+export function tracingOn(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NO_PROVIDER;
 }
 
 /** The outcome a check run or a poll ends with; `message` is scrubbed before it reaches the span. */
