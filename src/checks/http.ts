@@ -1,11 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { type Agent, request } from "undici";
+import type { Agent } from "undici";
 import type { HttpCheckSpec } from "../config/types.ts";
 import { UpstreamError, reasonForStatus } from "../errors.ts";
 import { Secret } from "../secret.ts";
-import { readCapped } from "../http/body.ts";
-import { upstreamAgent } from "../http/agent.ts";
-import { httpUpstream, traced } from "../tracing/spans.ts";
+import { httpUpstream, traced, tracingOn } from "../tracing/spans.ts";
+import { exchange, type Answer, type ExchangeTarget } from "./http-exchange.ts";
+import { leasePool, type PoolLease } from "./http-pool.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
@@ -13,62 +13,90 @@ function statusAccepted(spec: HttpCheckSpec, status: number): boolean {
   return spec.expectedStatus.some(([lo, hi]) => status >= lo && status <= hi);
 }
 
+/** "status 200" and the like, made once per status rather than once per run. */
+const statusMessages = new Map<number, string>();
+
+function statusMessage(status: number): string {
+  let message = statusMessages.get(status);
+  if (message === undefined) {
+    message = `status ${status}`;
+    statusMessages.set(status, message);
+  }
+  return message;
+}
+
 /** HTTP(S) request; passes when the status is in the expected set and the body matches, if a pattern is given. */
 export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
+  let lease: Promise<PoolLease> | undefined;
   let agent: Agent | undefined;
   const bodyPattern = spec.bodyMatch === undefined ? undefined : new RegExp(spec.bodyMatch);
+  const url = new URL(spec.url);
+  const fixedHeaders = configuredHeaders();
+  const target: ExchangeTarget = {
+    // What undici's request(url) derives from the URL on every call, derived once.
+    origin: url.origin,
+    path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+    method: spec.method,
+    what: spec.url,
+    keepBody: (status) => (bodyPattern && statusAccepted(spec, status) ? spec.maxBodyBytes : undefined),
+  };
 
-  async function dispatcher(): Promise<Agent> {
-    if (agent) return agent;
+  async function openPool(): Promise<PoolLease> {
     const material = await readTlsMaterial(spec.tls);
-    // One check talks to one origin; a couple of sockets cover a run that is cut off while the next starts.
-    agent = upstreamAgent({ ...material, ...spec.tls }, { timeoutMs: spec.timeoutMs, connections: 2 });
+    return leasePool(target.origin, { ...material, ...spec.tls }, spec.timeoutMs);
+  }
+
+  /** The shared pool, leased on the first run; a failed lease (TLS files not there yet) is tried again next run. */
+  async function dispatcher(): Promise<Agent> {
+    lease ??= openPool().catch((err: unknown) => {
+      lease = undefined;
+      throw err;
+    });
+    agent = (await lease).agent;
     return agent;
   }
 
-  async function headers(): Promise<Record<string, string>> {
+  function configuredHeaders(): Record<string, string> {
     const out: Record<string, string> = { "user-agent": "sidecar-exporter" };
     for (const [k, v] of Object.entries(spec.headers)) out[k.toLowerCase()] = v instanceof Secret ? v.reveal() : v;
-    if (spec.bearerTokenFile !== undefined) {
-      // Read on every run: projected service-account tokens are rotated on disk.
-      let token: string;
-      try {
-        token = (await readFile(spec.bearerTokenFile, "utf8")).trim();
-      } catch (err) {
-        throw new UpstreamError(`cannot read bearerTokenFile ${spec.bearerTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
-      }
-      new Secret(token); // registers the value so it is scrubbed from anything printed later
-      out.authorization = `Bearer ${token}`;
-    }
     return out;
+  }
+
+  /** Read on every run: projected service-account tokens are rotated on disk. */
+  async function withToken(file: string): Promise<Record<string, string>> {
+    let token: string;
+    try {
+      token = (await readFile(file, "utf8")).trim();
+    } catch (err) {
+      throw new UpstreamError(`cannot read bearerTokenFile ${file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
+    }
+    new Secret(token); // registers the value so it is scrubbed from anything printed later
+    return { ...fixedHeaders, authorization: `Bearer ${token}` };
+  }
+
+  async function send(signal: AbortSignal): Promise<Answer> {
+    const headers = spec.bearerTokenFile === undefined ? fixedHeaders : await withToken(spec.bearerTokenFile);
+    return exchange(agent ?? (await dispatcher()), target, headers, signal);
   }
 
   return {
     async probe(signal) {
-      const res = await traced(httpUpstream("check", spec.method, spec.url), async () => request(spec.url, {
-        method: spec.method as "GET",
-        headers: await headers(),
-        dispatcher: await dispatcher(),
-        signal,
-      }), (r) => r.statusCode);
-      const ok = statusAccepted(spec, res.statusCode);
-      if (!ok) {
-        await res.body.dump();
+      const answer = tracingOn() ? await traced(httpUpstream("check", spec.method, spec.url), () => send(signal), (a) => a.status) : await send(signal);
+      const { status } = answer;
+      if (!statusAccepted(spec, status)) {
         // A status the check does not accept is the target saying it is unhealthy, unless it names a sharper cause.
-        const sharper = reasonForStatus(res.statusCode);
-        return { ok: false, message: `unexpected status ${res.statusCode}`, reason: sharper === undefined || sharper === "other" ? "unhealthy" : sharper };
+        const sharper = reasonForStatus(status);
+        return { ok: false, message: `unexpected status ${status}`, reason: sharper === undefined || sharper === "other" ? "unhealthy" : sharper };
       }
-      if (bodyPattern) {
-        const text = await readCapped(res.body, spec.maxBodyBytes, spec.url);
-        if (!bodyPattern.test(text)) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
-      } else {
-        await res.body.dump();
-      }
-      return { ok: true, message: `status ${res.statusCode}` };
+      if (bodyPattern && !bodyPattern.test(answer.body ?? "")) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
+      return { ok: true, message: statusMessage(status) };
     },
     async close() {
-      await agent?.destroy();
+      const mine = lease;
+      lease = undefined;
       agent = undefined;
+      const held = await mine?.catch(() => undefined);
+      await held?.release();
     },
   };
 };
