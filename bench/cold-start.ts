@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { compileExporter } from "./compiled.ts";
+import { compileExporter, imageNodeFlags } from "./compiled.ts";
 import { log } from "./log.ts";
 import { median, type Results } from "./report.ts";
 import { freePorts, httpGet, installCleanup, ROOT, sleep, spawnProc, stopAll } from "./servers.ts";
@@ -51,14 +51,16 @@ export async function coldStartPhase(up: Upstreams, compiledCli: string | undefi
   log(`cold start: ${compiledCli ? `compiled with the full configuration (${runs} runs), with none` : ""}${withTsx || !compiledCli ? `${compiledCli ? ", and " : ""}under tsx` : ""}`);
   const out: Results["coldStart"] = { compiledMs: [], compiledNoConfigMs: [], tsxMs: [] };
   const tsx = ["--import", "tsx", join(ROOT, "src/cli.ts")];
+  // As the image's entrypoint runs it, V8 flags included.
+  const compiled = compiledCli === undefined ? [] : [...imageNodeFlags(), compiledCli];
   for (let i = 0; i < runs; i++) {
     if (compiledCli) {
-      out.compiledMs.push(await coldStart(up, [compiledCli], true));
+      out.compiledMs.push(await coldStart(up, compiled, true));
       await sleep(300);
     }
     if (i % 2 === 0 || !compiledCli || !withTsx) {
       if (compiledCli) {
-        out.compiledNoConfigMs.push(await coldStart(up, [compiledCli], false));
+        out.compiledNoConfigMs.push(await coldStart(up, compiled, false));
         await sleep(300);
       }
       if (withTsx || !compiledCli) {

@@ -53,6 +53,17 @@ function transpile(): CompiledExporter {
   return { cli: join(app, "dist", "cli.js"), remove };
 }
 
+/**
+ * The node flags of the image's ENTRYPOINT (V8 heap sizing), so that the benchmark's exporter runs as the
+ * container's does: `["node", ...flags, "dist/cli.js"]` in the Dockerfile.
+ */
+export function imageNodeFlags(): string[] {
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"))?.[1];
+  const exec = line === undefined ? [] : (JSON.parse(line) as string[]);
+  const script = exec.indexOf("dist/cli.js");
+  return exec[0] === "node" && script > 0 ? exec.slice(1, script) : [];
+}
+
 let shared: CompiledExporter | undefined;
 
 /**

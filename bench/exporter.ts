@@ -19,7 +19,7 @@ export interface LaunchOptions {
   editConfig?: (file: string) => void;
   /** More environment for the exporter (NODE_OPTIONS, say). */
   env?: Record<string, string>;
-  /** Flags for the exporter's node, before the script. */
+  /** Flags for the exporter's node, before the script, instead of the image entrypoint's. */
   nodeArgs?: string[];
 }
 

@@ -3,16 +3,17 @@
  * exporter, waits until every source and check is complete, lets it run (and be scraped) for a warm-up, then
  * prints RSS, the V8 heap and what the heap holds, by constructor, from a heap snapshot.
  *
- *   node --import tsx bench/memory.ts [--scale 50k] [--warmup 60] [--only talos,kubernetes] [--no-checks] [--env NAME=VALUE] [--node-flag=FLAG] [--snapshot FILE]
+ *   node --import tsx bench/memory.ts [--scale 50k] [--warmup 60] [--only talos,kubernetes] [--no-checks] [--env NAME=VALUE] [--node-flag=FLAG | --no-image-flags] [--snapshot FILE]
  *
  * --only keeps the named sources (talos, kubernetes, tailscale, backups); --no-checks drops the HTTP checks; together
  * they tell each part's share. --env NAME=VALUE (repeatable) sets the exporter's environment, e.g.
- * --env NODE_OPTIONS=--max-semi-space-size=1 to try V8 flags; --node-flag=FLAG (repeatable) puts a flag on the
- * exporter's command line, for the V8 flags NODE_OPTIONS does not take (--optimize-for-size).
+ * --env NODE_OPTIONS=--max-semi-space-size=1 to try V8 flags. The exporter runs with the flags of the image's
+ * ENTRYPOINT; --node-flag=FLAG (repeatable) runs it with the given ones instead, --no-image-flags with none.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse, stringify } from "yaml";
+import { imageNodeFlags } from "./compiled.ts";
 import { launchExporter, waitComplete } from "./exporter.ts";
 import { countSeries } from "./exposition.ts";
 import { retainedByConstructor, selfSizeByConstructor, type HeapRow, type HeapSnapshot } from "./heap.ts";
@@ -30,6 +31,7 @@ const { values: flags } = parseArgs({
     snapshot: { type: "string" },
     env: { type: "string", multiple: true, default: [] },
     "node-flag": { type: "string", multiple: true, default: [] },
+    "no-image-flags": { type: "boolean", default: false },
   },
 });
 
@@ -48,6 +50,12 @@ function nodeMemory(exposition: string): Record<string, number> {
     if (value >= 0.5) out[m[2] ? `heap space ${m[2]}` : (m[1] ?? "")] = value;
   }
   return out;
+}
+
+/** The exporter's node flags: the image entrypoint's, unless --node-flag or --no-image-flags say otherwise. */
+function nodeFlags(): string[] {
+  const given = flags["node-flag"] ?? [];
+  return given.length > 0 || flags["no-image-flags"] ? given : imageNodeFlags();
 }
 
 /** The workload's configuration, narrowed to some sources and with or without the HTTP checks. */
@@ -75,7 +83,7 @@ async function main(): Promise<void> {
   try {
     const only = flags.only?.split(",").filter(Boolean);
     const env = Object.fromEntries((flags.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
-    const ex = await launchExporter(up, "memory", true, { editConfig: (file) => narrow(file, only, !flags["no-checks"]), env, nodeArgs: flags["node-flag"] ?? [] });
+    const ex = await launchExporter(up, "memory", true, { editConfig: (file) => narrow(file, only, !flags["no-checks"]), env, nodeArgs: nodeFlags() });
     const started = Date.now();
     const body = await waitComplete(ex, only === undefined || only.length > 0, 180_000);
     log(`complete after ${((Date.now() - started) / 1000).toFixed(0)} s: ${countSeries(body)} series; RSS ${rss(ex.proc.pid).VmRSS?.toFixed(0)} MiB`);

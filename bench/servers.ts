@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { compileExporter } from "./compiled.ts";
+import { compileExporter, imageNodeFlags } from "./compiled.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -163,10 +163,10 @@ export async function waitForHttp(url: string, proc: Proc | undefined, timeoutMs
 }
 
 /**
- * This exporter as the image runs it: `node dist/cli.js`, from src/ transpiled once per benchmark run. `nodeArgs`
- * go before the script, as the image's entrypoint would put V8 flags.
+ * This exporter as the image runs it: `node <the entrypoint's flags> dist/cli.js`, from src/ transpiled once per
+ * benchmark run. `nodeArgs` replace the entrypoint's flags (an empty list runs node with none).
  */
-export function startExporter(name: string, configFile: string, env: Record<string, string>, nodeArgs: string[] = []): Proc {
+export function startExporter(name: string, configFile: string, env: Record<string, string>, nodeArgs: string[] = imageNodeFlags()): Proc {
   return spawnProc(name, process.execPath, [...nodeArgs, compileExporter().cli, "--config", configFile], { env: { ...env, SIDECAR_LOG_FORMAT: "json" } });
 }
 
