@@ -176,15 +176,20 @@ export class Runtime {
     }
   }
 
-  /** health_check_up and sidecar_ready follow state changes, so a scrape reads them instead of computing them. */
+  /**
+   * health_check_up and sidecar_ready follow state changes, so a scrape reads them instead of computing them. A
+   * change touches only the check it is about; readiness is re-judged without a walk over every check while a
+   * critical one is known to fail (see HealthModel.ready).
+   */
   #exportHealthGauges(): void {
     const { handles } = this.metrics;
-    const update = () => {
-      for (const view of this.store.views()) handles.healthCheckUp.set({ check: view.spec.name }, view.status === "pass" ? 1 : 0);
-      handles.ready.set(this.model.readiness().ok ? 1 : 0);
-    };
-    update();
-    this.model.on("change", update);
+    for (const view of this.store.views()) handles.healthCheckUp.set({ check: view.spec.name }, view.status === "pass" ? 1 : 0);
+    handles.ready.set(this.model.ready() ? 1 : 0);
+    // A check that is gone reports "pending" once more; its series went with it.
+    this.store.on("change", (name, status) => {
+      if (this.store.has(name)) handles.healthCheckUp.set({ check: name }, status === "pass" ? 1 : 0);
+    });
+    this.model.on("change", () => handles.ready.set(this.model.ready() ? 1 : 0));
   }
 
   /**

@@ -25,6 +25,8 @@ export class CheckEngine {
     // Counters start at 0 so that "never failed" is a value and rate() sees the first failure.
     this.metrics?.healthCheckSuccess.inc({ check: spec.name }, 0);
     this.metrics?.healthCheckFailure.inc({ check: spec.name }, 0);
+    // A new check is pending, so not up, until its first result changes that.
+    this.metrics?.healthCheckUp.set({ check: spec.name }, 0);
   }
 
   /** Stops a check and forgets it: its state, endpoint answer and series go with it. */
