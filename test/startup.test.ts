@@ -21,6 +21,17 @@ describe("readiness while starting", () => {
     expect(model.readiness()).toMatchObject({ ok: true, items: [{ name: "shutdown" }, { name: "api" }] });
   });
 
+  it("answers ready() the same way: not ready while starting, ready once started with its checks passing", () => {
+    const store = new CheckStore();
+    store.register(spec);
+    const model = new StartupHealthModel(store);
+    store.record("api", { ok: true, checkedAt: Date.now(), durationMs: 1 });
+    expect(model.ready()).toBe(false);
+    expect(model.ready()).toBe(false);
+    model.started();
+    expect(model.ready()).toBe(true);
+  });
+
   it("can be excluded by name, like any other item", () => {
     const model = new StartupHealthModel(new CheckStore());
     expect(model.readiness(new Set(["startup"])).ok).toBe(true);
