@@ -8,18 +8,30 @@ export interface Sample {
 }
 
 function keyOf(labels: Labels, names: readonly string[]): string {
-  return names.map((n) => labels[n] ?? "").join("\u0000");
+  let key = labels[names[0] ?? ""] ?? "";
+  for (let i = 1; i < names.length; i++) key += `\u0000${labels[names[i] as string] ?? ""}`;
+  return key;
+}
+
+interface Owned {
+  readonly labels: Labels;
+  /** The latest replace() that reported this series. */
+  seen: number;
 }
 
 /**
  * The series of one gauge family that one owner (a source) is responsible for. `replace` installs the complete
- * current set: new and changed series are set first, then series that are no longer there are removed, so a
- * scrape in between never sees a half-empty family. A failed poll simply does not call `replace`, and the last
- * good series stay exported. With a budget, a series not exported yet is set only while the budget has room;
- * series already exported always keep theirs.
+ * current set in one synchronous step (scrapes read a rendering, never a family half way through). A failed poll
+ * simply does not call `replace`, and the last good series stay exported. With a budget, a series not exported
+ * yet is set only while the budget has room; series already exported always keep theirs.
  */
 export class OwnedSeries {
-  #current = new Map<string, Labels>();
+  /**
+   * Kept across polls and marked with the poll that last saw each series, rather than rebuilt: a source that
+   * reports ten thousand series a poll, nearly all of them known, then allocates only for what is new.
+   */
+  readonly #current = new Map<string, Owned>();
+  #poll = 0;
 
   constructor(
     private readonly gauge: Gauge,
@@ -28,25 +40,37 @@ export class OwnedSeries {
   ) {}
 
   replace(samples: Iterable<Sample>): void {
-    const incoming = new Map<string, Sample>();
-    for (const sample of samples) incoming.set(keyOf(sample.labels, this.labelNames), sample);
-    // The room of series that are going is given back first, so an owner at its limit that swaps one object
-    // for another keeps exporting the new one.
+    const poll = ++this.#poll;
+    const fresh = new Map<string, Sample>();
+    for (const sample of samples) {
+      const key = keyOf(sample.labels, this.labelNames);
+      const owned = this.#current.get(key);
+      if (owned) {
+        owned.seen = poll;
+        this.gauge.set(sample.labels, sample.value);
+      } else {
+        fresh.set(key, sample);
+      }
+    }
+    // The room of series that are going is given back before new ones take theirs, so an owner at its limit
+    // that swaps one object for another keeps exporting the new one.
     let gone = 0;
-    for (const key of this.#current.keys()) if (!incoming.has(key)) gone++;
+    for (const [key, owned] of this.#current) {
+      if (owned.seen === poll) continue;
+      this.gauge.remove(owned.labels);
+      this.#current.delete(key);
+      gone++;
+    }
     this.budget?.release(gone);
-    const next = new Map<string, Labels>();
     let dropped = 0;
-    for (const [key, { labels, value }] of incoming) {
-      if (this.budget && !this.#current.has(key) && !this.budget.take()) {
+    for (const [key, { labels, value }] of fresh) {
+      if (this.budget && !this.budget.take()) {
         dropped++;
         continue;
       }
-      next.set(key, labels);
+      this.#current.set(key, { labels, seen: poll });
       this.gauge.set(labels, value);
     }
-    for (const [key, labels] of this.#current) if (!incoming.has(key)) this.gauge.remove(labels);
-    this.#current = next;
     if (dropped > 0) this.budget?.drop(dropped, this.gauge.name);
   }
 
