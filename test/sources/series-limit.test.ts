@@ -27,6 +27,9 @@ async function setup(): Promise<{ sim: TailscaleSim; rt: TestRuntime }> {
 }
 
 async function scrape(rt: TestRuntime): Promise<{ tailscale: string[]; dropped: number }> {
+  // A family changed twice in quick succession is rendered again after a pause (see CachedExposition); the poll
+  // just made must be on this scrape.
+  await rt.runtime.metrics.flush();
   const { status, body } = await get(`${rt.metricsUrl}/metrics`);
   expect(status).toBe(200);
   const lines = body.split("\n");
