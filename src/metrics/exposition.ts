@@ -35,7 +35,7 @@ function gzipNow(b: Buffer): Buffer {
   return b.length === 0 ? EMPTY : gzipSync(b, GZIP);
 }
 
-/** A part that is text from elsewhere (process metrics, the operator's metrics): whole, in both formats. */
+/** A part given whole in both formats (a family's header; process metrics, the operator's metrics). */
 export function textPart(text: string, openMetrics: string): Rendered {
   const t = Buffer.from(text);
   const om = Buffer.from(openMetrics);
@@ -100,9 +100,8 @@ export class CachedExposition {
     this.#maxInterval = opts.maxRenderIntervalMs;
     this.#costFactor = opts.renderCostFactor;
     for (const f of families) {
-      const text = Buffer.from(f.header(false));
-      const om = Buffer.from(f.header(true));
-      this.#parts.set(f, { text, textGzip: gzipNow(text), openMetrics: om, openMetricsGzip: gzipNow(om), body: EMPTY, bodyGzip: EMPTY });
+      // Headers never change: made once, in every form, as any whole part is; the sample lines come per rendering.
+      this.#parts.set(f, textPart(f.header(false), f.header(true)));
       f.onChange((changed) => this.#changed(changed));
       if (f.dirty) this.#pending.add(f);
     }

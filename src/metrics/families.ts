@@ -160,6 +160,14 @@ abstract class ValueFamily extends MetricFamily<ValueSeries> {
     return s;
   }
 
+  /** Adds to a series, made at zero if new; adding 0 only makes it exist. */
+  protected add(labels: LabelValues | undefined, amount: number): void {
+    const s = this.seriesFor(labels);
+    if (amount === 0) return;
+    s.value += amount;
+    this.changed();
+  }
+
   /** The current value of one series, or undefined when it does not exist. */
   value(labels?: LabelValues): number | undefined {
     return this.series.get(this.keyOf(labels))?.value;
@@ -183,10 +191,7 @@ export class Counter extends ValueFamily {
   /** Adds `amount` (default 1); `inc(labels, 0)` makes the series exist at zero. */
   inc(labels?: LabelValues, amount = 1): void {
     if (!(amount >= 0)) throw new Error(`counter ${this.name} cannot be increased by ${amount}`);
-    const s = this.seriesFor(labels);
-    if (amount === 0) return;
-    s.value += amount;
-    this.changed();
+    this.add(labels, amount);
   }
 }
 
@@ -205,10 +210,7 @@ export class Gauge extends ValueFamily {
   }
 
   inc(labels?: LabelValues, amount = 1): void {
-    const s = this.seriesFor(labels);
-    if (amount === 0) return;
-    s.value += amount;
-    this.changed();
+    this.add(labels, amount);
   }
 
   dec(labels?: LabelValues, amount = 1): void {
