@@ -48,8 +48,13 @@ export class SeriesBudget {
 
   /** Takes room for one new series; false when the source is at its limit. */
   take(): boolean {
-    if (this.#used >= this.limit) return false;
-    this.#used++;
+    return this.takeAll(1);
+  }
+
+  /** Takes room for `count` new series that stand or fall together; false, taking nothing, when they do not all fit. */
+  takeAll(count: number): boolean {
+    if (this.#used + count > this.limit) return false;
+    this.#used += count;
     return true;
   }
 

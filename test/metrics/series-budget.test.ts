@@ -122,3 +122,16 @@ describe("SeriesBudget with OwnedSeries", () => {
     expect(owned.size).toBe(20_000);
   });
 });
+
+describe("SeriesBudget.takeAll", () => {
+  it("takes room for a group only when all of it fits, and nothing otherwise", () => {
+    const t = setup(10);
+    expect(t.budget.takeAll(7)).toBe(true);
+    expect(t.budget.used).toBe(7);
+    expect(t.budget.takeAll(4)).toBe(false);
+    expect(t.budget.used).toBe(7);
+    expect(t.budget.takeAll(3)).toBe(true);
+    expect(t.budget.used).toBe(10);
+    expect(t.budget.take()).toBe(false);
+  });
+});

@@ -163,7 +163,8 @@ export async function kubeconfigConnection(path: string, contextName: string | u
   }
   let doc: Record<string, unknown>;
   try {
-    doc = asObject(parseYaml(text)) ?? {};
+    // Warnings (an unknown tag, say) would go to the console, outside the structured log; a kubeconfig is used as data.
+    doc = asObject(parseYaml(text, { logLevel: "error" })) ?? {};
   } catch (err) {
     throw new UpstreamError(`sources.kubernetes.kubeconfig: ${path} is not valid YAML: ${(err as Error).message.split("\n")[0]}`, "other");
   }

@@ -120,11 +120,10 @@ class OperatorMetricsDriver implements PollDriver {
     this.#budget.release(this.#budget.used);
     const fitting: Family[] = [];
     for (const f of families) {
-      if (this.#budget.used + f.samples.length > this.#budget.limit) {
+      if (!this.#budget.takeAll(f.samples.length)) {
         this.#budget.drop(f.samples.length, f.name);
         continue;
       }
-      for (let i = 0; i < f.samples.length; i++) this.#budget.take();
       fitting.push(f);
     }
     return fitting;

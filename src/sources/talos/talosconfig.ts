@@ -68,8 +68,9 @@ function position(text: string, offset: number): string {
 export function parseTalosconfig(text: string, file: string, contextName?: string): TalosContext {
   let doc: unknown;
   try {
-    // prettyErrors off: a pretty error quotes the offending line, which may be the private key.
-    doc = parse(text, { prettyErrors: false });
+    // prettyErrors off: a pretty error quotes the offending line, which may be the private key. logLevel error:
+    // warnings would go to the console, outside the structured log.
+    doc = parse(text, { prettyErrors: false, logLevel: "error" });
   } catch (err) {
     // Only the position and the error code: the parser's message may quote the text around the error.
     const where = err instanceof YAMLError ? ` at ${position(text, err.pos[0])} (${err.code})` : "";
