@@ -118,7 +118,7 @@ export async function compareRendering(text: string): Promise<RenderComparison> 
   for (let i = 0; i < RUNS; i++) {
     flip++;
     for (const s of changed) ourGauge.set(s.labels, s.value + flip);
-    ourAfter.push(await timed(() => families.filter((f) => f.dirty).map((f) => f.renderSamples())));
+    ourAfter.push(await timed(() => families.filter((f) => f.dirty).map((f) => f.takeChunks().filter((c) => c.dirty).map((c) => f.renderChunk(c)))));
   }
 
   return {

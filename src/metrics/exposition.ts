@@ -1,6 +1,6 @@
 import { promisify } from "node:util";
 import { constants as zlibConstants, gzip as gzipCallback, gzipSync, type ZlibOptions } from "node:zlib";
-import type { MetricFamily } from "./families.ts";
+import type { MetricFamily, SeriesChunk } from "./families.ts";
 
 const gzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gzipCallback);
 
@@ -10,8 +10,13 @@ const gzipAsync = promisify<Buffer, ZlibOptions, Buffer>(gzipCallback);
  * a pod network but saves most of the CPU spent keeping the gzip form current.
  */
 const GZIP: ZlibOptions = { level: zlibConstants.Z_BEST_SPEED };
-/** Bodies up to this size are compressed on the spot; larger ones on libuv's thread pool, off the event loop. */
+/**
+ * A rendering whose changed chunks come to at most this many bytes compresses them on the spot; a larger one
+ * compresses them on libuv's thread pool, off the event loop, a few at a time (each compression holds a few
+ * hundred KiB of zlib state while it runs).
+ */
 const SYNC_GZIP_MAX = 64 * 1024;
+const GZIP_CONCURRENCY = 2;
 
 export type Form = "text" | "textGzip" | "openMetrics" | "openMetricsGzip";
 
@@ -22,9 +27,15 @@ interface Rendered {
   readonly textGzip: Buffer;
   readonly openMetrics: Buffer;
   readonly openMetricsGzip: Buffer;
-  /** Sample lines, which both formats share. */
-  readonly body: Buffer;
-  readonly bodyGzip: Buffer;
+  /** Sample lines, which both formats share: one buffer per chunk of the family. */
+  readonly body: readonly Buffer[];
+  readonly bodyGzip: readonly Buffer[];
+}
+
+/** A chunk's sample lines as rendered, plain and compressed. */
+interface RenderedChunk {
+  readonly text: Buffer;
+  readonly gzip: Buffer;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -39,10 +50,24 @@ function gzipNow(b: Buffer): Buffer {
 export function textPart(text: string, openMetrics: string): Rendered {
   const t = Buffer.from(text);
   const om = Buffer.from(openMetrics);
-  return { text: t, textGzip: gzipNow(t), openMetrics: om, openMetricsGzip: gzipNow(om), body: EMPTY, bodyGzip: EMPTY };
+  return { text: t, textGzip: gzipNow(t), openMetrics: om, openMetricsGzip: gzipNow(om), body: [], bodyGzip: [] };
 }
 
-export const EMPTY_PART: Rendered = { text: EMPTY, textGzip: EMPTY, openMetrics: EMPTY, openMetricsGzip: EMPTY, body: EMPTY, bodyGzip: EMPTY };
+export const EMPTY_PART: Rendered = { text: EMPTY, textGzip: EMPTY, openMetrics: EMPTY, openMetricsGzip: EMPTY, body: [], bodyGzip: [] };
+
+/** Compresses every buffer on libuv's thread pool, `GZIP_CONCURRENCY` at a time, in order. */
+async function gzipAll(buffers: readonly Buffer[]): Promise<Buffer[]> {
+  const out: Buffer[] = new Array<Buffer>(buffers.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < buffers.length) {
+      const i = next++;
+      out[i] = await gzipAsync(buffers[i] as Buffer, GZIP);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(GZIP_CONCURRENCY, buffers.length) }, worker));
+  return out;
+}
 
 /** A response body as the buffers to write, in order, and their total length. */
 export interface Body {
@@ -74,12 +99,16 @@ export const DEFAULT_RENDER_COST_FACTOR = 100;
  * and compress, are rendered a few times a second; a source poll that sets ten thousand series costs one
  * rendering. Every family is kept as its header and its sample lines, each also gzip'ed on its own: gzip members
  * one after another are one valid gzip stream, so the compressed body is assembled from the members of the parts
- * and nothing is compressed per scrape. A family's rendering is published whole (text and gzip together) once
- * its compression is done, so every form serves the same state.
+ * and nothing is compressed per scrape. Within a family only the chunks that changed are rendered and
+ * compressed again (see MetricFamily), so the cost of a rendering follows what changed, not the family's size. A
+ * family's rendering is published whole (text and gzip together) once its compression is done, so every form
+ * serves the same state; the compressed body is served as one buffer, joined when first asked for.
  */
 export class CachedExposition {
   readonly #families: readonly MetricFamily[];
   readonly #parts = new Map<MetricFamily, Rendered>();
+  /** Each chunk's latest rendering; a chunk that leaves its family is forgotten with it. */
+  readonly #chunks = new WeakMap<SeriesChunk, RenderedChunk>();
   readonly #renderCounts = new Map<string, number>();
   readonly #extras = new Map<string, Rendered>();
   readonly #pending = new Set<MetricFamily>();
@@ -167,26 +196,40 @@ export class CachedExposition {
   }
 
   async #render(families: readonly MetricFamily[]): Promise<void> {
-    // Sample lines are taken in one go, so what is published together is one moment of these families. Small
-    // bodies are compressed on the spot; large ones on libuv's thread pool, timed from start to finish.
+    // Sample lines are taken in one go, so what is published together is one moment of these families; only the
+    // chunks that changed are rendered. Each family is timed for its own pacing: its share of the rendering now
+    // and of the compression, on the spot or on the thread pool.
     const rendered = families.map((f) => {
       const began = performance.now();
-      const body = f.renderSamples();
-      const small = body.length <= SYNC_GZIP_MAX;
-      const gz = small ? gzipNow(body) : undefined;
-      return { f, began, body, gz, ms: performance.now() - began };
+      const chunks = f.takeChunks();
+      const fresh = new Map<SeriesChunk, Buffer>();
+      for (const c of chunks) if (c.dirty || !this.#chunks.has(c)) fresh.set(c, f.renderChunk(c));
+      return { f, began, chunks, fresh, ms: performance.now() - began };
     });
-    await Promise.all(
-      rendered.map(async (r) => {
-        if (r.gz) return;
-        const began = performance.now();
-        r.gz = await gzipAsync(r.body, GZIP);
-        r.ms += performance.now() - began;
-      }),
-    );
-    for (const { f, began, body, gz, ms } of rendered) {
+    let bytes = 0;
+    for (const r of rendered) for (const b of r.fresh.values()) bytes += b.length;
+    const inline = bytes <= SYNC_GZIP_MAX;
+    for (const r of rendered) {
+      const began = performance.now();
+      const texts = [...r.fresh.values()];
+      const gzips = inline ? texts.map(gzipNow) : await gzipAll(texts);
+      let i = 0;
+      for (const c of r.fresh.keys()) {
+        this.#chunks.set(c, { text: texts[i] as Buffer, gzip: gzips[i] as Buffer });
+        i++;
+      }
+      r.ms += performance.now() - began;
+    }
+    for (const { f, began, chunks, ms } of rendered) {
       const previous = this.#parts.get(f) ?? EMPTY_PART;
-      this.#parts.set(f, { ...previous, body, bodyGzip: gz ?? EMPTY });
+      const body: Buffer[] = [];
+      const bodyGzip: Buffer[] = [];
+      for (const c of chunks) {
+        const part = this.#chunks.get(c) as RenderedChunk;
+        body.push(part.text);
+        bodyGzip.push(part.gzip);
+      }
+      this.#parts.set(f, { ...previous, body, bodyGzip });
       this.#renderCounts.set(f.name, (this.#renderCounts.get(f.name) ?? 0) + 1);
       this.#renderedAt.set(f, began);
       this.#spacing.set(f, Math.min(this.#maxInterval, ms * this.#costFactor));
@@ -208,7 +251,11 @@ export class CachedExposition {
     return !this.#published;
   }
 
-  /** The latest published body in one form. */
+  /**
+   * The latest published body in one form. The plain forms are the parts' own buffers (megabytes, not copied);
+   * the compressed ones, a tenth of that in a few hundred gzip members, are joined into one buffer, so a scrape
+   * is one write of one buffer, as from a static file.
+   */
   body(form: Form): Body {
     let body = this.#bodies.get(form);
     if (body) return body;
@@ -221,11 +268,12 @@ export class CachedExposition {
     for (const f of this.#families) {
       const p = this.#parts.get(f) ?? EMPTY_PART;
       add(p[form]);
-      add(gzipped ? p.bodyGzip : p.body);
+      for (const b of gzipped ? p.bodyGzip : p.body) add(b);
     }
     for (const p of this.#extras.values()) add(p[form]);
     if (openMetrics) parts.push(gzipped ? EOF_GZIP : EOF);
-    body = { parts, length: parts.reduce((n, b) => n + b.length, 0) };
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    body = gzipped ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
     this.#bodies.set(form, body);
     return body;
   }

@@ -38,6 +38,8 @@ export function statusOf(spec: CheckSpec, result: CheckResult | undefined, now: 
 
 interface Entry {
   spec: CheckSpec;
+  /** staleAfterMs(spec), worked out once: the sweep asks it of every check every second. */
+  staleAfterMs: number;
   result: CheckResult | undefined;
   lastStatus: CheckStatus;
 }
@@ -55,7 +57,7 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
   }
 
   register(spec: CheckSpec): void {
-    this.#entries.set(spec.name, { spec, result: undefined, lastStatus: "pending" });
+    this.#entries.set(spec.name, { spec, staleAfterMs: staleAfterMs(spec), result: undefined, lastStatus: "pending" });
   }
 
   unregister(name: string): void {
@@ -92,7 +94,13 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
   /** Re-evaluates staleness once a second so watchers see a check go stale even when it stops reporting. */
   startSweeping(everyMs = 1_000): void {
     this.#sweeper ??= setInterval(() => {
-      for (const [name, entry] of this.#entries) this.#update(name, entry);
+      const now = this.now();
+      for (const [name, entry] of this.#entries) {
+        // Only a passing or failing result can go stale with time; pending and stale change only with a new run.
+        if ((entry.lastStatus === "pass" || entry.lastStatus === "fail") && now - (entry.result as CheckResult).checkedAt > entry.staleAfterMs) {
+          this.#update(name, entry);
+        }
+      }
     }, everyMs).unref();
   }
 
