@@ -13,6 +13,13 @@ const MAX_START_JITTER_MS = 1_000;
 /** Each later run moves by up to ± this share of the interval, so checks drift apart instead of aligning. */
 const INTERVAL_JITTER = 0.05;
 /**
+ * The second run comes between half an interval and one and a half after the first: checks that started together
+ * (a thousand within the first second) then run spread evenly over their interval from the second round on, not
+ * as a burst every interval that small jitter would take hundreds of rounds to dissolve. 1.5 intervals stays well
+ * inside the 2 × interval + timeout after which a result counts as stale.
+ */
+const SECOND_RUN_SPREAD = [0.5, 1.5] as const;
+/**
  * A run may start this share of its interval early (at most MAX_EARLY_MS) to share a timer wake-up with another
  * check's: far inside the jitter above, so nothing a check promises moves.
  */
@@ -35,6 +42,7 @@ export class CheckRunner implements Job {
   readonly earlyMs: number;
   #running = false;
   #stopped = false;
+  #firstRound = true;
   /** The latest result. Each run overwrites it: the store keeps this one object per check, not one per run. */
   #result: CheckResult | undefined;
   /** The labels of this check's series, made once. */
@@ -71,8 +79,16 @@ export class CheckRunner implements Job {
     const startedAt = performance.now();
     await this.runOnce();
     if (this.#stopped) return;
-    const jitter = (Math.random() * 2 - 1) * INTERVAL_JITTER * this.spec.intervalMs;
-    this.schedule.after(this, Math.max(0, this.spec.intervalMs - (performance.now() - startedAt) + jitter));
+    const { intervalMs } = this.spec;
+    let next: number;
+    if (this.#firstRound) {
+      this.#firstRound = false;
+      const [from, to] = SECOND_RUN_SPREAD;
+      next = intervalMs * (from + Math.random() * (to - from));
+    } else {
+      next = intervalMs + (Math.random() * 2 - 1) * INTERVAL_JITTER * intervalMs;
+    }
+    this.schedule.after(this, Math.max(0, next - (performance.now() - startedAt)));
   }
 
   /**

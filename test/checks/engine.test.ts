@@ -41,6 +41,34 @@ describe("check engine", () => {
     expect(runs).toBeLessThanOrEqual(12);
   });
 
+  it("spreads checks that start together over their interval from the second round on", async () => {
+    const count = 60;
+    const config = configFrom({
+      healthChecks: { dependencies: Array.from({ length: count }, (_, i) => ({ type: "tcp", name: `c${i}`, address: "unused:1", interval: "1s", timeout: "100ms" })) },
+    });
+    const runs = new Map<string, number[]>();
+    const t0 = performance.now();
+    const engine = new CheckEngine(new CheckStore(), { logger: createLogging(config.logging, new LogCapture()).root, sources: { sourceStatus: () => undefined } }, undefined, (spec) => ({
+      probe: async () => {
+        runs.set(spec.name, [...(runs.get(spec.name) ?? []), performance.now() - t0]);
+        return { ok: true };
+      },
+      close: async () => undefined,
+    }));
+    for (const spec of config.checks) engine.add(spec);
+    stops.push(() => engine.stop());
+    engine.start();
+    await sleep(1_900);
+    const first = [...runs.values()].map((r) => r[0]!);
+    const second = [...runs.values()].filter((r) => r.length > 1).map((r) => r[1]!);
+    // The first round: all within the start jitter (100 ms for a 1 s interval).
+    expect(Math.max(...first) - Math.min(...first)).toBeLessThan(400);
+    // The second: spread over about an interval (0.5 to 1.5 s after the first), not bunched like the first.
+    expect(second.length).toBe(count);
+    expect(Math.max(...second) - Math.min(...second)).toBeGreaterThan(600);
+    for (const r of runs.values()) expect(r[1]! - r[0]!).toBeGreaterThanOrEqual(450);
+  });
+
   it("never overlaps a check with itself, even when a probe ignores its timeout", async () => {
     let running = 0;
     let maxRunning = 0;

@@ -13,7 +13,7 @@ import { PolledSource } from "../../src/sources/poller.ts";
 import { reasonForGrpcError } from "../../src/sources/talos/client.ts";
 import { buildSeries } from "../../src/sources/talos/series.ts";
 import { createTalosSource, TalosDriver, type TalosSourceSettings } from "../../src/sources/talos/source.ts";
-import { parseTalosconfig } from "../../src/sources/talos/talosconfig.ts";
+import { loadTalosconfig, parseTalosconfig } from "../../src/sources/talos/talosconfig.ts";
 import { endpointHost, normalizeEndpoint } from "../../src/sources/talos/target.ts";
 import { createCA, issueCert, type CertKey } from "../sim/pki.ts";
 import { defaultClusterModel, startTalosSim, talosconfigYaml, type TalosSim } from "../sim/talos.ts";
@@ -318,6 +318,16 @@ describe("talos source: per-node trouble", () => {
     expect(rows(fixed, "talos_etcd_alarm")).toEqual([]);
     expect(value(fixed, "talos_service_up", { node: "10.5.0.5", service: "kubelet" })).toBe(0);
     expect(h.source.status()).toMatchObject({ healthy: true });
+  });
+
+  it("parses a talosconfig read again with the same bytes only once, and again once it changes", async () => {
+    const file = await writeTalosconfig("cached.yaml");
+    const first = await loadTalosconfig(file, "talos-sim");
+    expect(await loadTalosconfig(file, "talos-sim")).toBe(first);
+    await writeTalosconfig("cached.yaml", { nodes: ["10.5.0.2"] });
+    const rotated = await loadTalosconfig(file, "talos-sim");
+    expect(rotated).not.toBe(first);
+    expect(rotated.nodes).toEqual(["10.5.0.2"]);
   });
 
   it("drops the series of a node removed from the cluster and from the talosconfig", async () => {

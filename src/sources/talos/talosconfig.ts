@@ -102,6 +102,12 @@ export function parseTalosconfig(text: string, file: string, contextName?: strin
   return { name, endpoints, nodes, ca: Buffer.from(ca), crt: Buffer.from(crt), key: new Secret(key) };
 }
 
+/**
+ * The latest parse of each talosconfig file, by file and context: a file read again with the same bytes is not
+ * parsed again (a talosconfig naming hundreds of nodes takes tens of milliseconds of YAML on every poll).
+ */
+const parsed = new Map<string, { text: Buffer; ctx: TalosContext }>();
+
 /** Reads and parses a talosconfig file; read on every poll so a rotated Secret is picked up. */
 export async function loadTalosconfig(file: string, contextName?: string): Promise<TalosContext> {
   let text: Buffer;
@@ -112,5 +118,11 @@ export async function loadTalosconfig(file: string, contextName?: string): Promi
     fail(`talosconfig ${file}: cannot read it (${code}); mount the talosconfig Secret there or fix sources.talos.talosconfig`);
   }
   if (text.length > MAX_TALOSCONFIG_BYTES) fail(`talosconfig ${file}: larger than 1 MiB, not a talosconfig`);
-  return parseTalosconfig(text.toString("utf8"), file, contextName);
+  const cacheKey = `${file}\u0000${contextName ?? ""}`;
+  const last = parsed.get(cacheKey);
+  if (last?.text.equals(text)) return last.ctx;
+  parsed.delete(cacheKey);
+  const ctx = parseTalosconfig(text.toString("utf8"), file, contextName);
+  parsed.set(cacheKey, { text, ctx });
+  return ctx;
 }
