@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { CheckEngine } from "../../src/checks/engine.ts";
 import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { nextDelayMs } from "../../src/sources/poller.ts";
 import { SourceRegistry } from "../../src/sources/registry.ts";
 import { parseRetryAfter } from "../../src/http/retry-after.ts";
+import { deviceSchema } from "../../src/sources/tailscale/devices.ts";
 import { createTailscaleSource } from "../../src/sources/tailscale/source.ts";
 import { CheckStore } from "../../src/state/checks.ts";
 import { configFrom, eventually, httpServer, LogCapture } from "../helpers.ts";
@@ -330,6 +331,38 @@ describe("tailscale source: failures", () => {
     sim.setFault({ kind: "status", code: 200, body: JSON.stringify({ items: [] }) });
     expect((await source.pollOnce())?.ok).toBe(false);
     expect(await errorsFor(metrics, "decode")).toBe(3);
+  });
+
+  it("checks a large device list a slice per turn of the event loop, and names a bad device deep in it by index", async () => {
+    const many = Array.from({ length: 2_000 }, (_, i) => ({ id: `n${i}`, name: `host-${i}.tail1234.ts.net`, hostname: `host-${i}`, os: "linux" }));
+    const { sim, source, metrics } = await setup({ sim: { devices: many } });
+    // What happened in order: "d" per device checked, "t" per turn of the event loop; turns must come between devices.
+    const events: string[] = [];
+    const original = deviceSchema.safeParse.bind(deviceSchema);
+    const check = vi.spyOn(deviceSchema, "safeParse").mockImplementation((...args) => {
+      events.push("d");
+      return original(...args);
+    });
+    let ticking = true;
+    const tick = () => {
+      events.push("t");
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      expect((await source.pollOnce())?.ok).toBe(true);
+    } finally {
+      ticking = false;
+      check.mockRestore();
+    }
+    const checked = events.join("").replace(/^t*/, "").replace(/t*$/, "");
+    expect(checked.replace(/t/g, "")).toHaveLength(2_000);
+    expect(checked).toMatch(/t/);
+    expect(await series(metrics, "tailscale_device_online")).toHaveLength(2_000);
+    const body = { devices: [...many.slice(0, 1_700), { id: "", name: "bad" }] };
+    sim.setFault({ kind: "status", code: 200, body: JSON.stringify(body) });
+    expect((await source.pollOnce())?.ok).toBe(false);
+    expect(source.status().error).toMatch(/not a device list \(devices\.1700\.id: /);
   });
 
   it.each([

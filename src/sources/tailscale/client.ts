@@ -1,6 +1,13 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { UpstreamError } from "../../errors.ts";
 import type { Authenticator } from "./auth.ts";
-import { type ApiDevice, devicesResponseSchema } from "./devices.ts";
+import { type ApiDevice, deviceSchema, devicesResponseSchema } from "./devices.ts";
+
+/**
+ * Devices checked per turn of the event loop: a tailnet of thousands is checked in pieces of a few milliseconds,
+ * so scrapes and probes are answered in between.
+ */
+const DEVICES_PER_TURN = 250;
 import { errorForStatus, type HttpResponse, type HttpTransport } from "./http.ts";
 
 export interface DevicesClientOptions {
@@ -24,7 +31,7 @@ export class DevicesClient {
     let res = await this.#get(signal);
     // A reused token may have expired or been revoked since it was issued: one fresh token, one more try.
     if (res.response.status === 401 && res.cached && this.opts.auth.invalidate()) res = await this.#get(signal);
-    return this.#decode(res.response);
+    return this.#decode(res.response, signal);
   }
 
   async #get(signal: AbortSignal): Promise<{ response: HttpResponse; cached: boolean }> {
@@ -39,7 +46,7 @@ export class DevicesClient {
     return { response, cached: credential.cached };
   }
 
-  #decode(res: HttpResponse): ApiDevice[] {
+  async #decode(res: HttpResponse, signal: AbortSignal): Promise<ApiDevice[]> {
     const what = `GET ${this.url}`;
     if (res.status < 200 || res.status >= 300) throw errorForStatus(res, what, this.#hint(res.status), this.opts.now());
     let body: unknown;
@@ -49,13 +56,21 @@ export class DevicesClient {
       // JSON.parse quotes the body in its message; the body is not ours to repeat.
       throw new UpstreamError(`${what}: the response is not JSON`, "decode");
     }
-    const parsed = devicesResponseSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "unexpected shape";
-      throw new UpstreamError(`${what}: the response is not a device list (${where})`, "decode");
+    const notAList = (where: string) => new UpstreamError(`${what}: the response is not a device list (${where})`, "decode");
+    const envelope = devicesResponseSchema.safeParse(body);
+    if (!envelope.success) throw notAList(whereOf(envelope.error.issues[0]?.path ?? [], envelope.error.issues[0]?.message));
+    const raw = envelope.data.devices;
+    const devices: ApiDevice[] = new Array<ApiDevice>(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      if (i > 0 && i % DEVICES_PER_TURN === 0) {
+        await nextTurn();
+        signal.throwIfAborted();
+      }
+      const parsed = deviceSchema.safeParse(raw[i]);
+      if (!parsed.success) throw notAList(whereOf(["devices", i, ...(parsed.error.issues[0]?.path ?? [])], parsed.error.issues[0]?.message));
+      devices[i] = parsed.data;
     }
-    return parsed.data.devices;
+    return devices;
   }
 
   #hint(status: number): string | undefined {
@@ -69,4 +84,8 @@ export class DevicesClient {
     if (status === 404) return `no such tailnet "${tailnet}"; check sources.tailscale.tailnet (use "-" for the credential's own tailnet) and baseUrl`;
     return undefined;
   }
+}
+
+function whereOf(path: readonly PropertyKey[], message: string | undefined): string {
+  return message === undefined ? "unexpected shape" : `${path.map(String).join(".") || "body"}: ${message}`;
 }
