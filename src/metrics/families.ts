@@ -153,8 +153,11 @@ export abstract class MetricFamily<S extends Placed = Placed> {
     this.touched(s);
   }
 
-  /** The family's own key for a label set: label values in label-name order. */
-  protected keyOf(labels: LabelValues | undefined): string {
+  /**
+   * The family's own key for a label set: label values in label-name order. A caller that keeps series of its own
+   * (OwnedSeries) keys them the same way and hands the key back (setKey, removeKey), so that one key serves both.
+   */
+  keyOf(labels: LabelValues | undefined): string {
     const names = this.labelNames;
     if (names.length === 0) return "";
     if (names.length === 1) return String(labels?.[names[0] as string] ?? "");
@@ -185,7 +188,11 @@ export abstract class MetricFamily<S extends Placed = Placed> {
 
   /** Removes one series; true when it existed. */
   remove(labels: LabelValues): boolean {
-    const key = this.keyOf(labels);
+    return this.removeKey(this.keyOf(labels));
+  }
+
+  /** remove() for a key made by keyOf. */
+  removeKey(key: string): boolean {
     const s = this.series.get(key);
     if (!s) return false;
     this.series.delete(key);
@@ -250,7 +257,11 @@ abstract class ValueFamily extends MetricFamily<ValueSeries> {
   }
 
   protected seriesFor(labels: LabelValues | undefined): ValueSeries {
-    const key = this.keyOf(labels);
+    return this.seriesAt(this.keyOf(labels), labels);
+  }
+
+  /** The series of a key made by keyOf(labels); the labels are read only to make it. */
+  protected seriesAt(key: string, labels: LabelValues | undefined): ValueSeries {
     let s = this.series.get(key);
     if (!s) {
       s = { prefix: this.linePrefix(this.name, this.labelText(labels)), value: 0, chunk: UNPLACED, slot: -1 };
@@ -300,8 +311,13 @@ export class Gauge extends ValueFamily {
   set(value: number): void;
   set(labels: LabelValues, value: number): void;
   set(labelsOrValue: LabelValues | number, maybeValue?: number): void {
-    const [labels, value] = typeof labelsOrValue === "number" ? [undefined, labelsOrValue] : [labelsOrValue, maybeValue ?? 0];
-    const s = this.seriesFor(labels);
+    if (typeof labelsOrValue === "number") this.setKey(this.keyOf(undefined), undefined, labelsOrValue);
+    else this.setKey(this.keyOf(labelsOrValue), labelsOrValue, maybeValue ?? 0);
+  }
+
+  /** set() for a key made by keyOf(labels); the labels are read only when the series is new. */
+  setKey(key: string, labels: LabelValues | undefined, value: number): void {
+    const s = this.seriesAt(key, labels);
     // Object.is: NaN equals NaN, and 0 differs from -0 only in print, which is harmless either way.
     if (Object.is(s.value, value)) return;
     s.value = value;

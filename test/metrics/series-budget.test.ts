@@ -123,6 +123,46 @@ describe("SeriesBudget with OwnedSeries", () => {
   });
 });
 
+describe("OwnedSeries one series at a time", () => {
+  it("sets and deletes single series within the budget, and a series refused waits for room", async () => {
+    const t = setup(3);
+    for (const s of ids(0, 4)) t.a.set(s.labels, s.value);
+    expect(await t.exported("family_a")).toHaveLength(3);
+    expect(t.a.waiting).toBe(1);
+    expect(await t.dropped()).toBe(1);
+    // Waiting, it takes the latest value and is not counted again.
+    t.a.set({ id: "3" }, 5);
+    expect(await t.dropped()).toBe(1);
+    // Room given back by any family of the budget goes to it once asked.
+    t.a.delete({ id: "0" });
+    expect(t.budget.used).toBe(2);
+    t.b.set({ id: "b" }, 1);
+    expect(await t.exported("family_b")).toEqual(['family_b{id="b"} 1']);
+    t.b.delete({ id: "b" });
+    t.a.admitWaiting();
+    expect(t.a.waiting).toBe(0);
+    expect((await t.exported("family_a")).sort()).toEqual(['family_a{id="1"} 1', 'family_a{id="2"} 1', 'family_a{id="3"} 5']);
+    expect(t.budget.used).toBe(3);
+    // Deleting what is not exported gives back nothing.
+    t.a.delete({ id: "never" });
+    expect(t.budget.used).toBe(3);
+  });
+
+  it("keys series by the family's key, whatever order the labels come in", async () => {
+    const metrics = new MetricRegistry({}, { processMetrics: false });
+    const gauge = metrics.handles.talosServiceUp;
+    const owned = new OwnedSeries(gauge, ["node", "service"]);
+    owned.set({ service: "etcd", node: "a" }, 1);
+    owned.set({ node: "a", service: "etcd" }, 0);
+    expect(gauge.values()).toEqual([{ labels: { node: "a", service: "etcd" }, value: 0 }]);
+    owned.replace([{ labels: { service: "etcd", node: "a" }, value: 1 }]);
+    expect(owned.size).toBe(1);
+    owned.delete({ service: "etcd", node: "a" });
+    expect(gauge.size).toBe(0);
+    expect(() => new OwnedSeries(gauge, ["service", "node"])).toThrow(/labelled service, node, but its labels are node, service/);
+  });
+});
+
 describe("SeriesBudget.takeAll", () => {
   it("takes room for a group only when all of it fits, and nothing otherwise", () => {
     const t = setup(10);
