@@ -320,6 +320,23 @@ describe("talos source: per-node trouble", () => {
     expect(h.source.status()).toMatchObject({ healthy: true });
   });
 
+  it("asks a large cluster in calls of 50 nodes each and reports every node as one cluster", async () => {
+    const model = defaultClusterModel();
+    const worker = model.nodes.find((n) => n.name === "10.5.0.6")!;
+    const extra = Array.from({ length: 115 }, (_, i) => ({ ...worker, name: `10.6.0.${i + 2}`, hostname: `talos-extra-${i}` }));
+    Object.assign(sim.model, { ...model, nodes: [...model.nodes, ...extra] });
+    const nodes = sim.model.nodes.map((n) => n.name);
+    expect(nodes).toHaveLength(120);
+    const h = harness({ talosconfig: await writeTalosconfig("large.yaml", { nodes }) });
+    sim.resetCalls();
+    expect(await h.poll()).toBe(true);
+    expect(sim.calls).toEqual({ Version: 3, ServiceList: 3, EtcdMemberList: 3, EtcdStatus: 3 });
+    const text = await h.text();
+    expect(rows(text, "talos_node_info")).toHaveLength(120);
+    expect(value(text, "talos_node_info", { node: "10.6.0.116" })).toBe(1);
+    expect(CONTROL_PLANES.map((node) => value(text, "talos_etcd_leader", { node }))).toEqual([1, 0, 0]);
+  });
+
   it("parses a talosconfig read again with the same bytes only once, and again once it changes", async () => {
     const file = await writeTalosconfig("cached.yaml");
     const first = await loadTalosconfig(file, "talos-sim");
