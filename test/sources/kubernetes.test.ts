@@ -9,9 +9,7 @@ import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { kubernetesSourceSchema, type KubernetesSourceConfig, type Schedule } from "../../src/sources/config.ts";
 import { retryDelayMs } from "../../src/sources/kubernetes/informer.ts";
-import type { ResourceView } from "../../src/sources/kubernetes/kinds.ts";
 import { kubeconfigConnection } from "../../src/sources/kubernetes/kubeconfig.ts";
-import { buildSeries } from "../../src/sources/kubernetes/series.ts";
 import { createKubernetesSource, type KubernetesSourceOptions } from "../../src/sources/kubernetes/source.ts";
 import { TAILSCALE_KINDS } from "../../src/sources/kubernetes/tailscale-kinds.ts";
 import { TALOS_KINDS } from "../../src/sources/kubernetes/talos-kinds.ts";
@@ -123,6 +121,8 @@ interface SetupOptions {
   config?: Record<string, unknown>;
   schedule?: Partial<Schedule>;
   options?: KubernetesSourceOptions;
+  /** limits.seriesPerSource. */
+  seriesLimit?: number;
   seed?: boolean;
   start?: boolean;
   kubeconfig?: (sim: KubeApiSim) => string;
@@ -146,7 +146,7 @@ async function setup(o: SetupOptions = {}): Promise<Harness> {
   const metrics = new MetricRegistry({}, { processMetrics: false });
   const logs = new LogCapture();
   const logger = createLogging(configFrom({ logging: { level: "debug" } }).logging, logs).root;
-  const source = createKubernetesSource(config, { logger, metrics }, { ...o.options, timing: { ...FAST, ...o.options?.timing } });
+  const source = createKubernetesSource(config, { logger, metrics, seriesLimit: o.seriesLimit }, { ...o.options, timing: { ...FAST, ...o.options?.timing } });
   cleanups.push(() => source.stop());
   if (o.start ?? true) source.start();
   const text = () => metrics.render(false);
@@ -213,26 +213,82 @@ describe("kubernetes source: list and watch", () => {
     const first = await h.value("sidecar_source_last_success_timestamp_seconds", { source: "kubernetes" });
     await eventually(async () => ((await h.value("sidecar_source_last_success_timestamp_seconds", { source: "kubernetes" })) ?? 0) > (first ?? 0));
   });
+});
 
-  it("resolves each machine's cluster through owner references and spec refs", () => {
-    const v = (kind: string, name: string, extra: Partial<ResourceView> = {}): ResourceView => ({ kind, family: "talos", namespace: "ns", name, uid: name, ready: true, status: "Ready", ...extra });
-    const set = buildSeries({
-      views: [
-        v("TalosCluster", "a", { refs: { controlPlane: "shared-cp", worker: undefined } }),
-        v("TalosControlPlane", "shared-cp"),
-        v("TalosControlPlane", "solo-cp"),
-        v("TalosWorker", "w", { parent: { kind: "TalosControlPlane", name: "solo-cp", namespace: "ns" } }),
-        v("TalosMachine", "m1", { parent: { kind: "TalosControlPlane", name: "shared-cp", namespace: "ns" } }),
-        v("TalosMachine", "m2", { parent: { kind: "TalosWorker", name: "w", namespace: "ns" } }),
-        v("TalosMachine", "m3", { ownerCluster: "b", ready: false }),
-        v("TalosMachine", "orphan"),
-      ],
-      listed: [{ kind: "TalosMachine", family: "talos", namespace: "ns" }, { kind: "TalosEtcdBackup", family: "talos", namespace: "ns" }],
-    });
-    const ready = Object.fromEntries(set.machineReady.map((s) => [s.labels.cluster, s.value]));
-    expect(ready).toEqual({ a: 1, "solo-cp": 1, b: 0 });
-    expect(set.resourceTotal).toContainEqual({ labels: { resource_type: "talosetcdbackup", namespace: "ns" }, value: 0 });
-    expect(set.resourceTotal).toContainEqual({ labels: { resource_type: "talosmachine", namespace: "ns" }, value: 4 });
+describe("kubernetes source: series follow each object", () => {
+  const machine = (name: string, state: string, spec: Record<string, unknown>) => talos("TalosMachine", name, { spec, status: { state } });
+
+  it("moves a changed object's series, and keeps totals, machine counts and clusters not ready right after each step", async () => {
+    const h = await setup();
+    await synced(h);
+    const step = async (check: () => Promise<boolean>) => {
+      await eventually(check);
+      return h.text();
+    };
+    // The worker machine comes up: its series moves to the new status.
+    h.sim.upsert(machine("prod-worker-10.0.0.2", "Available", { workerRef: { name: "prod-worker" } }));
+    let text = await step(async () => (await h.value("talos_operator_machine_ready", { cluster: "prod" })) === 2);
+    expect(value(text, "talos_operator_resource_status", { name: "prod-worker-10.0.0.2", status: "Installing" })).toBeUndefined();
+    expect(value(text, "talos_operator_resource_status", { name: "prod-worker-10.0.0.2", status: "Available" })).toBe(1);
+    expect(value(text, "talos_operator_resource_total", { resource_type: "talosmachine" })).toBe(2);
+    expect(h.source.status().detail).toBe("7 objects in 12 kinds");
+
+    // A second cluster, not ready, with a control plane of its own.
+    h.sim.upsert(talos("TalosCluster", "staging", { status: { conditions: [cond("Ready", "False")] } }));
+    h.sim.upsert(talos("TalosControlPlane", "staging-cp", { owners: [{ kind: "TalosCluster", name: "staging" }], status: { state: "Ready" } }));
+    text = await step(async () => (await h.value("talos_operator_resource_total", { resource_type: "taloscontrolplane" })) === 2);
+    expect(value(text, "talos_operator_resource_total", { resource_type: "taloscluster" })).toBe(2);
+    expect(value(text, "talos_operator_machine_ready", { cluster: "staging" })).toBe(0);
+    await eventually(() => h.source.status().detail === "9 objects in 12 kinds, 1 cluster not ready");
+
+    // The worker machine moves to the new cluster's control plane: its count moves with it.
+    h.sim.upsert(machine("prod-worker-10.0.0.2", "Available", { controlPlaneRef: { name: "staging-cp" } }));
+    text = await step(async () => (await h.value("talos_operator_machine_ready", { cluster: "staging" })) === 1);
+    expect(value(text, "talos_operator_machine_ready", { cluster: "prod" })).toBe(1);
+    expect(value(text, "talos_operator_resource_total", { resource_type: "talosmachine" })).toBe(2);
+
+    // The cluster comes up, then goes; its control plane still names it, so its machine still counts there.
+    h.sim.upsert(talos("TalosCluster", "staging", { status: { conditions: [cond("Ready", "True")] } }));
+    await eventually(() => h.source.status().detail === "9 objects in 12 kinds");
+    h.sim.delete(TALOS_API, "talosclusters", "default", "staging");
+    text = await step(async () => (await h.value("talos_operator_resource_total", { resource_type: "taloscluster" })) === 1);
+    expect(value(text, "talos_operator_cluster_health", { name: "staging" })).toBeUndefined();
+    expect(value(text, "talos_operator_resource_status", { resource_type: "taloscluster", name: "staging" })).toBeUndefined();
+    expect(value(text, "talos_operator_machine_ready", { cluster: "staging" })).toBe(1);
+    await eventually(() => h.source.status().detail === "8 objects in 12 kinds" && h.source.status().healthy === true);
+  });
+
+  it("counts a control plane's machines under a cluster that claims it later", async () => {
+    const h = await setup();
+    await synced(h);
+    h.sim.upsert(talos("TalosControlPlane", "solo-cp", { status: { state: "Ready" } }));
+    h.sim.upsert(machine("solo-1", "Available", { controlPlaneRef: { name: "solo-cp" } }));
+    await eventually(async () => (await h.value("talos_operator_machine_ready", { cluster: "solo-cp" })) === 1);
+    h.sim.upsert(talos("TalosCluster", "solo", { spec: { controlPlaneRef: { name: "solo-cp" } }, status: { conditions: [cond("Ready", "True")] } }));
+    await eventually(async () => (await h.value("talos_operator_machine_ready", { cluster: "solo" })) === 1);
+    const text = await h.text();
+    expect(value(text, "talos_operator_machine_ready", { cluster: "solo-cp" })).toBeUndefined();
+    expect(value(text, "talos_operator_machine_ready", { cluster: "prod" })).toBe(1);
+    expect(value(text, "talos_operator_resource_total", { resource_type: "taloscluster" })).toBe(2);
+  });
+
+  it("keeps to the series limit as objects come, and gives the room of a deleted one to the one waiting", async () => {
+    // The seed's 14 series: 7 statuses, 4 totals, the cluster's health and machine count, the services of default.
+    const h = await setup({ seriesLimit: 14 });
+    await synced(h);
+    expect(await h.value("sidecar_series_dropped_total", { source: "kubernetes" })).toBe(0);
+    h.sim.upsert(tailscale("TailscaleEndpoints", "db", { status: { conditions: [cond("Ready", "True")] } }));
+    await eventually(async () => (await h.value("sidecar_series_dropped_total", { source: "kubernetes" })) === 1);
+    expect(await h.value("tailscale_gateway_resource_status", { name: "db" })).toBeUndefined();
+    // Series already exported keep changing at the limit.
+    h.sim.upsert(tailscale("TailscaleGateway", "gw", { status: { conditions: [cond("Ready", "False")], services: [{ name: "svc:web" }, { name: "svc:db" }] } }));
+    await eventually(async () => (await h.value("tailscale_gateway_resource_status", { name: "gw", status: "NotReady" })) === 0);
+    h.sim.delete(TS_API, "tailscaleservices", "default", "web");
+    await eventually(async () => (await h.value("tailscale_gateway_resource_status", { name: "db", status: "Ready" })) === 1);
+    const text = await h.text();
+    expect(value(text, "tailscale_gateway_resource_status", { name: "web" })).toBeUndefined();
+    expect(value(text, "service_coordinator_services_total", { namespace: "default" })).toBe(2);
+    expect(value(text, "sidecar_series_dropped_total", { source: "kubernetes" })).toBe(1);
   });
 });
 
@@ -327,6 +383,10 @@ describe("kubernetes source: watch protocol", () => {
     expect(h.source.status()).toMatchObject({ up: true, healthy: false });
     expect(h.source.status().detail).toMatch(/1 kind failing \(TalosMachine: other\)/);
     h.sim.delete(TALOS_API, "talosmachines", "default", "prod-worker-10.0.0.2");
+    // Another is deleted and made again under its name, as it was but for its uid: its series stay as they were.
+    const remade = h.sim.get(TALOS_API, "talosmachines", "default", "prod-controlplane-10.0.0.1") as KubeObject;
+    h.sim.delete(TALOS_API, "talosmachines", "default", "prod-controlplane-10.0.0.1");
+    h.sim.upsert(remade);
     h.sim.upsert(talos("TalosCluster", "prod", { status: { conditions: [cond("Ready", "True")] } }));
     h.sim.compactHistory();
     expect(await h.value("talos_operator_resource_total", { resource_type: "talosmachine" })).toBe(2);
@@ -335,6 +395,7 @@ describe("kubernetes source: watch protocol", () => {
     const text = await h.text();
     expect(value(text, "talos_operator_resource_status", { name: "prod-worker-10.0.0.2" })).toBeUndefined();
     expect(value(text, "talos_operator_resource_status", { name: "prod-controlplane-10.0.0.1", status: "Available" })).toBe(1);
+    expect(value(text, "talos_operator_machine_ready", { cluster: "prod" })).toBe(1);
     expect(requestsTo(h.sim, machines, "list")).toHaveLength(2);
     await eventually(() => h.source.status().healthy === true);
     expect(await h.value("sidecar_source_errors_total", { source: "kubernetes", reason: "other" })).toBeGreaterThanOrEqual(1);

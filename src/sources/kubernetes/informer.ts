@@ -34,10 +34,17 @@ export interface InformerOptions<T> {
   /** undefined: every namespace (or a cluster-scoped kind). */
   namespace: string | undefined;
   project(obj: Json, meta: ObjectMeta): T;
-  /** The store changed. Called synchronously; must not throw. */
-  onChange(): void;
-  /** An object left the store (deleted, or gone at a re-list). */
+  /**
+   * Whether a new view of a stored object says nothing new; the store then keeps the view it has and nobody is
+   * told. Without it every event and every listed object is a change.
+   */
+  same?(stored: T, next: T): boolean;
+  /** An object entered the store, new (`previous` undefined) or in place of `previous`. Synchronous; must not throw. */
+  onStored(view: T, previous: T | undefined): void;
+  /** An object left the store (deleted, or gone at a re-list). Synchronous; must not throw. */
   onRemoved(view: T): void;
+  /** A list has been applied: the store now holds what the server held then. Synchronous; must not throw. */
+  onListed(): void;
   /** A list or watch attempt succeeded or failed. Must not throw. */
   onOutcome(outcome: InformerOutcome): void;
   logger: Logger;
@@ -71,7 +78,9 @@ export function retryDelayMs(err: unknown, failures: number, timing: InformerTim
  * Keeps an up-to-date store of one kind in one namespace scope: lists it, then watches from the list's
  * resourceVersion. A watch that the server ends is re-opened from the last version seen (BOOKMARKs move it);
  * a 410 Expired answer or event forces a fresh list; other errors back off and retry the step that failed.
- * A re-list upserts every listed object before removing vanished ones, so a reader never sees a half-empty store.
+ * Every change to the store is told object by object (onStored, onRemoved), so a reader can follow it without
+ * looking at the whole store again. A list is applied to the store in one synchronous step, so no reader sees a
+ * half-applied one.
  */
 export class Informer<T> {
   readonly store = new Map<string, T>();
@@ -193,15 +202,18 @@ export class Informer<T> {
     );
     const next = new Map<string, T>();
     for (const item of items) if (item) next.set(item[0], item[1]);
-    for (const [key, view] of next) this.store.set(key, view);
-    for (const [key, view] of [...this.store]) {
+    // Vanished objects leave first: a reader that keeps something per name (a series) sees an object deleted and
+    // made again under its name while the watch was down go before its successor comes, and the room the
+    // vanished held is free before new objects ask for theirs.
+    for (const [key, view] of this.store) {
       if (next.has(key)) continue;
       this.store.delete(key);
       this.opts.onRemoved(view);
     }
+    for (const [key, view] of next) this.#put(key, view);
     this.#resourceVersion = resourceVersion;
     this.#listedAt = Date.now();
-    this.opts.onChange();
+    this.opts.onListed();
     this.#succeeded(performance.now() - started, "list");
   }
 
@@ -242,10 +254,16 @@ export class Informer<T> {
       this.store.delete(meta.key);
       if (old !== undefined) this.opts.onRemoved(old);
     } else {
-      this.store.set(meta.key, this.opts.project(ev.object, meta));
+      this.#put(meta.key, this.opts.project(ev.object, meta));
     }
     if (meta.resourceVersion !== undefined) this.#resourceVersion = meta.resourceVersion;
-    this.opts.onChange();
+  }
+
+  #put(key: string, view: T): void {
+    const previous = this.store.get(key);
+    if (previous !== undefined && this.opts.same?.(previous, view)) return;
+    this.store.set(key, view);
+    this.opts.onStored(view, previous);
   }
 
   #succeeded(durationMs: number, phase: "list" | "watch"): void {

@@ -59,6 +59,44 @@ export function resourceView(v: ResourceView): ResourceView {
   };
 }
 
+/**
+ * Whether two views of one object say the same: then nothing the exporter derives from it changed, and the
+ * stored view can stay (a re-list or a status write the exporter does not read leaves everything as it was).
+ */
+export function sameView(a: ResourceView, b: ResourceView): boolean {
+  return (
+    a.kind === b.kind &&
+    a.namespace === b.namespace &&
+    a.name === b.name &&
+    a.uid === b.uid &&
+    a.ready === b.ready &&
+    a.status === b.status &&
+    sameLinks(a, b) &&
+    a.backup?.outcome === b.backup?.outcome &&
+    a.backup?.seriesName === b.backup?.seriesName &&
+    a.backup?.durationSeconds === b.backup?.durationSeconds &&
+    sameList(a.services, b.services)
+  );
+}
+
+/** Whether two views tie their object to the same others: owner cluster, parent and the refs of a cluster. */
+export function sameLinks(a: ResourceView, b: ResourceView): boolean {
+  return (
+    a.ownerCluster === b.ownerCluster &&
+    a.parent?.kind === b.parent?.kind &&
+    a.parent?.name === b.parent?.name &&
+    a.parent?.namespace === b.parent?.namespace &&
+    a.refs?.controlPlane === b.refs?.controlPlane &&
+    a.refs?.worker === b.refs?.worker
+  );
+}
+
+/** The same names in the same order (or both absent). */
+export function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 export interface KindDef {
   kind: string;
   plural: string;
@@ -83,7 +121,14 @@ export function watchedKinds(config: Pick<KubernetesSourceConfig, "talos" | "tai
   return out;
 }
 
-/** The `resource_type` label: the kind in lower case, as the operator's own metrics spell it. */
+const resourceTypes = new Map<string, string>();
+
+/** The `resource_type` label: the kind in lower case, as the operator's own metrics spell it. Made once per kind. */
 export function resourceType(kind: string): string {
-  return kind.toLowerCase();
+  let type = resourceTypes.get(kind);
+  if (type === undefined) {
+    type = kind.toLowerCase();
+    resourceTypes.set(kind, type);
+  }
+  return type;
 }

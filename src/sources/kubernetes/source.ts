@@ -8,10 +8,10 @@ import { type KubernetesSourceConfig, type Schedule, SOURCE_NAMES } from "../con
 import { SourceHealth } from "../health.ts";
 import type { PollOutcome, Source, SourceContext, SourceStatus } from "../types.ts";
 import { KubeClient } from "./client.ts";
-import { type ResourceView, type WatchedKind, watchedKinds } from "./kinds.ts";
+import { type ResourceView, sameView, type WatchedKind, watchedKinds } from "./kinds.ts";
 import { type ConnectionOptions, loadConnection } from "./kubeconfig.ts";
 import { Informer, type InformerOutcome, type InformerTiming, retryDelayMs, sleep } from "./informer.ts";
-import { buildSeries, finishedBackups } from "./series.ts";
+import { GAUGES, type GaugeKey, ResourceSeries } from "./series.ts";
 
 export interface SourceTiming extends InformerTiming {
   /** How often a healthy source re-reports success while its watches run quietly; default: the interval. */
@@ -25,9 +25,6 @@ export interface SourceTiming extends InformerTiming {
 export interface KubernetesSourceOptions extends ConnectionOptions {
   timing?: Partial<SourceTiming>;
 }
-
-type GaugeKey = "resourceStatus" | "resourceTotal" | "clusterHealth" | "machineReady" | "gatewayResourceStatus" | "coordinatorServices";
-const GAUGES: readonly GaugeKey[] = ["resourceStatus", "resourceTotal", "clusterHealth", "machineReady", "gatewayResourceStatus", "coordinatorServices"];
 
 interface Scope {
   informer: Informer<ResourceView>;
@@ -48,7 +45,8 @@ function plural(n: number, word: string): string {
 /**
  * The operators' custom resources, kept current by list+watch rather than polled: one informer per kind and
  * namespace scope. Freshness is reported through SourceHealth: success after lists and on a heartbeat while the
- * watches run, failure when nothing could be listed. Series are rebuilt from the stores after every change.
+ * watches run, failure when nothing could be listed. Series follow the stores object by object (ResourceSeries);
+ * the aggregates among them are written once per burst of changes.
  */
 class KubernetesSource implements Source {
   readonly name = SOURCE_NAMES.kubernetes;
@@ -60,7 +58,7 @@ class KubernetesSource implements Source {
   readonly #kinds: WatchedKind[];
   readonly #timing: SourceTiming;
   readonly #log: Logger;
-  readonly #series: Record<GaugeKey, OwnedSeries>;
+  readonly #series: ResourceSeries;
   /** TalosEtcdBackups already counted, by uid; forgotten only when the object is gone for good. */
   readonly #counted = new Set<string>();
   #client: KubeClient | undefined;
@@ -73,9 +71,7 @@ class KubernetesSource implements Source {
   /** Set by stop(): a request that completes while stopping must not bring series back. */
   #closed = false;
   #heartbeat: NodeJS.Timeout | undefined;
-  #rebuild: NodeJS.Immediate | undefined;
-  /** From the last rebuild, for the outcome's detail; the series themselves are held by the gauges only. */
-  #clustersNotReady = 0;
+  #flushing: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly config: KubernetesSourceConfig & Schedule,
@@ -100,7 +96,7 @@ class KubernetesSource implements Source {
     };
     const h = ctx.metrics.handles;
     const budget = new SeriesBudget({ source: this.name, limit: ctx.seriesLimit, dropped: h.seriesDropped, logger: ctx.logger });
-    this.#series = Object.fromEntries(GAUGES.map((k) => [k, new OwnedSeries(h[k], METRICS[k].labels, budget)])) as Record<GaugeKey, OwnedSeries>;
+    this.#series = new ResourceSeries(Object.fromEntries(GAUGES.map((k) => [k, new OwnedSeries(h[k], METRICS[k].labels, budget)])) as Record<GaugeKey, OwnedSeries>);
   }
 
   start(): void {
@@ -117,8 +113,8 @@ class KubernetesSource implements Source {
     this.#closed = true;
     this.#controller.abort();
     clearInterval(this.#heartbeat);
-    clearImmediate(this.#rebuild);
-    this.#rebuild = undefined;
+    clearImmediate(this.#flushing);
+    this.#flushing = undefined;
     await this.#starting;
     await this.#connecting?.catch(() => undefined);
     await Promise.all(this.#scopes.map((s) => s.informer.stop()));
@@ -126,7 +122,7 @@ class KubernetesSource implements Source {
     this.#client = undefined;
     this.#connecting = undefined;
     this.#scopes = [];
-    for (const s of Object.values(this.#series)) s.clear();
+    this.#series.clear();
   }
 
   async refresh(): Promise<void> {
@@ -147,7 +143,7 @@ class KubernetesSource implements Source {
     } else {
       await Promise.all(this.#scopes.map((s) => s.informer.listOnce(signal)));
     }
-    this.#flushSeries();
+    this.#flush();
   }
 
   status(): SourceStatus {
@@ -212,8 +208,10 @@ class KubernetesSource implements Source {
           kind: kind.kind,
           namespace,
           project: (obj, meta) => kind.view(obj, meta),
-          onChange: () => this.#scheduleRebuild(),
+          same: sameView,
+          onStored: (view, previous) => this.#stored(view, previous),
           onRemoved: (view) => this.#removed(view),
+          onListed: () => this.#listed(kind, namespace),
           onOutcome: (outcome) => this.#evaluate(outcome),
           logger: this.#log,
           timing: this.#timing,
@@ -224,45 +222,50 @@ class KubernetesSource implements Source {
     return scopes;
   }
 
-  #views(): ResourceView[] {
-    return this.#scopes.flatMap((s) => [...s.informer.store.values()]);
-  }
-
-  #scheduleRebuild(): void {
+  #stored(view: ResourceView, previous: ResourceView | undefined): void {
     if (this.#closed) return;
-    // A burst of events (a list, a chunk of watch lines) rebuilds the series once.
-    this.#rebuild ??= setImmediate(() => {
-      this.#rebuild = undefined;
-      this.#flushSeries();
-    });
-  }
-
-  #flushSeries(): void {
-    clearImmediate(this.#rebuild);
-    this.#rebuild = undefined;
-    if (this.#closed) return;
-    const views = this.#views();
-    const listed = this.#scopes.filter((s) => s.informer.listed).map((s) => ({ kind: s.kind.kind, family: s.kind.family, namespace: s.informer.namespace }));
-    const set = buildSeries({ views, listed });
-    this.#clustersNotReady = set.clustersNotReady;
-    for (const k of GAUGES) this.#series[k].replace(set[k]);
-    for (const b of finishedBackups(views)) this.#countBackup(b);
-  }
-
-  #countBackup(b: ReturnType<typeof finishedBackups>[number]): void {
-    if (this.#counted.has(b.uid)) return;
-    this.#counted.add(b.uid);
-    const h = this.ctx.metrics.handles;
-    h.etcdBackupTotal.inc({ namespace: b.namespace, name: b.name, status: b.status });
-    if (b.durationSeconds !== undefined) h.etcdBackupDuration.observe({ namespace: b.namespace, name: b.name }, b.durationSeconds);
+    this.#series.stored(view, previous);
+    this.#countBackup(view);
+    this.#scheduleFlush();
   }
 
   #removed(view: ResourceView): void {
-    if (view.kind !== "TalosEtcdBackup") return;
-    // A backup that finished and vanished before the series were rebuilt still counts, once.
-    for (const b of finishedBackups([view])) this.#countBackup(b);
-    // uids are never reused, so a deleted backup's uid need not be remembered.
-    this.#counted.delete(view.uid);
+    // Counted when it was stored finished, if it was; uids are never reused, so its uid need not be remembered.
+    if (view.kind === "TalosEtcdBackup") this.#counted.delete(view.uid);
+    if (this.#closed) return;
+    this.#series.removed(view);
+    this.#scheduleFlush();
+  }
+
+  #listed(kind: WatchedKind, namespace: string | undefined): void {
+    if (this.#closed) return;
+    this.#series.listed(kind.kind, kind.family, namespace);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    // A burst of changes (a list, a chunk of watch lines) writes the aggregates once.
+    this.#flushing ??= setImmediate(() => {
+      this.#flushing = undefined;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    clearImmediate(this.#flushing);
+    this.#flushing = undefined;
+    if (this.#closed) return;
+    this.#series.flush();
+  }
+
+  /** A TalosEtcdBackup in a terminal state counts in talos_operator_etcd_backup_*, once per uid. */
+  #countBackup(v: ResourceView): void {
+    const outcome = v.backup?.outcome;
+    if (v.kind !== "TalosEtcdBackup" || !v.backup || outcome === undefined || this.#counted.has(v.uid)) return;
+    this.#counted.add(v.uid);
+    const h = this.ctx.metrics.handles;
+    h.etcdBackupTotal.inc({ namespace: v.namespace, name: v.backup.seriesName, status: outcome });
+    if (v.backup.durationSeconds !== undefined) h.etcdBackupDuration.observe({ namespace: v.namespace, name: v.backup.seriesName }, v.backup.durationSeconds);
   }
 
   /**
@@ -286,7 +289,8 @@ class KubernetesSource implements Source {
       this.ctx.metrics.handles.sourceErrors.inc({ source: this.name, reason: classifyError(trigger.error) });
     }
     if (pending > 0 || synced === 0) return;
-    this.#flushSeries();
+    // What a success reports is in the series by then.
+    this.#flush();
     this.#health.success(trigger.durationMs, this.#outcome());
   }
 
@@ -294,7 +298,7 @@ class KubernetesSource implements Source {
     const objects = this.#scopes.reduce((n, s) => n + s.informer.store.size, 0);
     const kinds = new Set(this.#scopes.filter((s) => s.informer.listed).map((s) => s.kind.kind)).size;
     const failing = this.#scopes.filter((s) => s.informer.state === "failed");
-    const notReady = this.#clustersNotReady;
+    const notReady = this.#series.clustersNotReady;
     const parts = [`${plural(objects, "object")} in ${plural(kinds, "kind")}`];
     if (notReady > 0) parts.push(`${plural(notReady, "cluster")} not ready`);
     if (failing.length > 0) {
