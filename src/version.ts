@@ -1,11 +1,4 @@
-import { readFileSync } from "node:fs";
+import { PACKAGE_VERSION } from "./package-root.ts";
 
-/** The package version, read from package.json beside src/ or dist/. */
-export const VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
-  }
-})();
+/** The package version, from the package's own package.json wherever the code runs from. */
+export const VERSION: string = PACKAGE_VERSION;

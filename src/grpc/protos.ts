@@ -1,9 +1,10 @@
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { PACKAGE_ROOT } from "../package-root.ts";
 
-/** protos/ sits beside src/ and dist/, so the same relative path works from sources and from the build. */
-export const PROTOS_DIR = fileURLToPath(new URL("../../protos/", import.meta.url));
+/** protos/ sits in the package's root, beside src/ and dist/. */
+export const PROTOS_DIR = join(PACKAGE_ROOT, "protos");
 
 const cache = new Map<string, grpc.GrpcObject>();
 
