@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseDuration } from "./duration.ts";
 
 /** Renders a user's value the way they wrote it, for error messages. */

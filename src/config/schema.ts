@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
 import { bool, duration, enumOf, hostPort, httpPath, port, regex, show, timerDuration } from "./primitives.ts";
 

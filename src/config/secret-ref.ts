@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { z } from "zod";
+import * as z from "zod";
 import { UpstreamError } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { show } from "./primitives.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { bool, duration, enumOf, regex, timerDuration } from "../config/primitives.ts";
 import { secretRef } from "../config/secret-ref.ts";
 

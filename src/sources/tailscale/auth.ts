@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { describeRef, readSecret, type SecretRef } from "../../config/secret-ref.ts";
 import { UpstreamError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
