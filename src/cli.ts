@@ -1,19 +1,17 @@
 #!/usr/bin/env node
+/*
+ * Only what parses the arguments and validates the configuration is imported here: a bad configuration exits 2
+ * before any port opens, and everything else (logging, the runtime and its servers, the `check` command) is
+ * loaded with import() once it is needed, so a cold start reads no more than it must before the health server
+ * listens.
+ */
 import { parseArgs } from "node:util";
-import pino from "pino";
 import { formatDuration } from "./config/duration.ts";
 import { loadConfig, type LoadResult } from "./config/load.ts";
 import type { Finding } from "./config/resolve.ts";
 import type { Config } from "./config/types.ts";
-import { checkTarget } from "./health/debug-status.ts";
-import { createLogging, errorMessage } from "./log.ts";
-import { ConfigReloader } from "./reload.ts";
-import { Runtime } from "./runtime.ts";
-import { buildSources } from "./sources/index.ts";
-import { SourceRegistry } from "./sources/registry.ts";
-import { CheckStore } from "./state/checks.ts";
+import { errorMessage } from "./errors.ts";
 import { scrub } from "./secret.ts";
-import { startTracing } from "./tracing/provider.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `sidecar-exporter ${VERSION}
@@ -45,8 +43,8 @@ function printFindings(kind: "error" | "warning", findings: Finding[]): void {
   for (const f of findings) process.stderr.write(`  ${kind === "error" ? "✗" : "!"} ${f.path}: ${f.message}\n`);
 }
 
-function loadOrExit(file: string | undefined): Extract<LoadResult, { ok: true }> {
-  const result = loadConfig(file);
+async function loadOrExit(file: string | undefined): Promise<Extract<LoadResult, { ok: true }>> {
+  const result = await loadConfig(file);
   const where = result.file ?? "the built-in defaults";
   if (!result.ok) {
     process.stderr.write(`sidecar-exporter: invalid configuration in ${where} (${result.errors.length} error${result.errors.length === 1 ? "" : "s"}); nothing was started:\n`);
@@ -79,13 +77,21 @@ export function displayConfig(config: Config): unknown {
 }
 
 async function runChecksOnce(config: Config): Promise<number> {
-  const logging = createLogging({ ...config.logging, format: "json", level: "silent" });
   if (config.checks.length === 0) {
     process.stdout.write("no checks configured\n");
     return 0;
   }
-  // Loaded here rather than at the top: the exporter's own start would pay for modules only this command uses.
-  const [{ CheckEngine }, { MetricRegistry }] = await Promise.all([import("./checks/engine.ts"), import("./metrics/registry.ts")]);
+  const [{ createLogging }, { CheckEngine }, { MetricRegistry }, { buildSources }, { SourceRegistry }, { CheckStore }, { startTracing }, { checkTarget }] = await Promise.all([
+    import("./log.ts"),
+    import("./checks/engine.ts"),
+    import("./metrics/registry.ts"),
+    import("./sources/index.ts"),
+    import("./sources/registry.ts"),
+    import("./state/checks.ts"),
+    import("./tracing/provider.ts"),
+    import("./health/debug-status.ts"),
+  ]);
+  const logging = createLogging({ ...config.logging, format: "json", level: "silent" });
   const tracing = await startTracing(logging.root);
   // Source and backup checks read source state, so every configured source is brought up to date once first.
   const sources = new SourceRegistry(await buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }), seriesLimit: config.limits.seriesPerSource }));
@@ -112,17 +118,24 @@ async function runChecksOnce(config: Config): Promise<number> {
 }
 
 async function serve(config: Config, file: string | undefined): Promise<void> {
+  const { Runtime } = await import("./runtime.ts");
+  // The health server listens before logging and the rest are loaded, so the process is live from here on; a
+  // failure to listen is logged as any other failure to start.
+  const health = await Runtime.serveHealth(config).catch((err: unknown) => ({ failed: err }));
+  const { createLogging } = await import("./log.ts");
   const logging = createLogging(config.logging);
   const log = logging.component("main");
-  let runtime: Runtime;
+  let runtime: Awaited<ReturnType<typeof Runtime.start>>;
   try {
-    runtime = await Runtime.start(config, { logging });
+    if ("failed" in health) throw health.failed;
+    runtime = await Runtime.start(config, { logging, health });
   } catch (err) {
     log.fatal({ err: errorMessage(err) }, "cannot start");
     process.exit(1);
   }
   log.info({ version: VERSION, checks: config.checks.length, ...runtime.addresses }, "sidecar-exporter started");
   // SIGHUP or a changed file re-reads the configuration.
+  const { ConfigReloader } = await import("./reload.ts");
   const reloader = new ConfigReloader(file, runtime, logging.component("config"));
   await reloader.start();
 
@@ -197,16 +210,17 @@ async function main(rawArgv: string[]): Promise<void> {
     process.exit(EXIT_USAGE);
   }
   const file = values.config ?? (process.env.SIDECAR_CONFIG || undefined);
-  const { config } = loadOrExit(file);
+  const { config } = await loadOrExit(file);
   if (values["print-config"]) {
-    const { stringify } = await import("yaml");
+    const { stringify } = (await import("yaml")).default;
     return void process.stdout.write(scrub(stringify(displayConfig(config))));
   }
   if (command === "check") process.exit(await runChecksOnce(config));
   await serve(config, file);
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
+main(process.argv.slice(2)).catch(async (err: unknown) => {
+  const { default: pino } = await import("pino");
   pino({ base: undefined }).fatal({ err: errorMessage(err) }, "sidecar-exporter failed");
   process.exit(1);
 });

@@ -1,3 +1,5 @@
+import { scrub } from "./secret.ts";
+
 /**
  * The small fixed set of reasons an upstream call can fail for. They become the `reason` label, so the set is
  * closed: anything unrecognised is "other".
@@ -62,4 +64,15 @@ export function classifyError(err: unknown): FailureReason {
   if (err instanceof SyntaxError) return "decode";
   if (err.cause !== undefined && err.cause !== err) return classifyError(err.cause);
   return "other";
+}
+
+/** Turns any thrown value into a one-line message that is safe to log or show. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    const code = (err as NodeJS.ErrnoException).code;
+    const text = err.message || code || err.name;
+    return scrub(cause && !text.includes(cause.slice(2)) ? text + cause : text);
+  }
+  return scrub(String(err));
 }

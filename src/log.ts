@@ -1,10 +1,12 @@
-import { createRequire } from "node:module";
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from "pino";
 import type pretty from "pino-pretty";
 import type { LoggingConfig } from "./config/types.ts";
+import { packageRequire } from "./package-root.ts";
 import { REDACTED, scrub } from "./secret.ts";
 
 export type { Logger };
+// For the modules that log: the logger type and the message helper from one import.
+export { errorMessage } from "./errors.ts";
 
 /** Object keys whose values are credentials wherever they appear in a log call's fields. */
 const REDACT_KEYS = ["token", "password", "secret", "apiKey", "authorization", "Authorization", "clientSecret", "accessToken", "privateKey", "secretAccessKey"];
@@ -49,13 +51,9 @@ export interface LogSetup {
   reconfigure(next: LoggingConfig): void;
 }
 
-export function applyLogLevels(setup: LogSetup, next: LoggingConfig): void {
-  setup.reconfigure(next);
-}
-
 /** pino-pretty, loaded only for the console format: JSON logging (the default) starts without its modules. */
 function prettyStream(): typeof pretty {
-  return createRequire(import.meta.url)("pino-pretty") as typeof pretty;
+  return packageRequire("pino-pretty") as typeof pretty;
 }
 
 export function createLogging(initial: LoggingConfig, destination?: DestinationStream): LogSetup {
@@ -99,15 +97,4 @@ export function createLogging(initial: LoggingConfig, destination?: DestinationS
       return child;
     },
   };
-}
-
-/** Turns any thrown value into a one-line message that is safe to log or show. */
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    const code = (err as NodeJS.ErrnoException).code;
-    const text = err.message || code || err.name;
-    return scrub(cause && !text.includes(cause.slice(2)) ? text + cause : text);
-  }
-  return scrub(String(err));
 }

@@ -63,7 +63,7 @@ export class ConfigReloader {
 
   async #reload(trigger: string): Promise<boolean> {
     const { handles } = this.runtime.metrics;
-    const result = loadConfig(this.file);
+    const result = await loadConfig(this.file);
     if (!result.ok) {
       handles.configReloads.inc({ result: "failure" });
       this.logger.error(

@@ -3,11 +3,11 @@ import type { CheckEngine } from "./checks/engine.ts";
 import type { Config } from "./config/types.ts";
 import type { HealthModel } from "./health/model.ts";
 import type { SourceGate } from "./leader/gate.ts";
-import { applyLogLevels, type LogSetup } from "./log.ts";
+import type { LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";
 import type { MetricRegistry } from "./metrics/registry.ts";
-import { healthApp } from "./serve/health-server.ts";
-import { listen, type Listening } from "./serve/listen.ts";
+import { appListener, listen, listenWith, type Listening } from "./serve/listen.ts";
+import { healthListener } from "./serve/liveness.ts";
 import type { GrpcHealthServer } from "./serve/grpc-health.ts";
 import type { SecureServing } from "./serve/secure/index.ts";
 import { SOURCE_NAMES } from "./sources/config.ts";
@@ -22,10 +22,12 @@ export interface RuntimeOptions {
   logging: LogSetup;
   /** process_* and nodejs_* metrics; tests that build many runtimes turn them off. */
   processMetrics?: boolean;
+  /** The health server from Runtime.serveHealth for the same config, already listening; start() makes it if not given. */
+  health?: HealthFirst;
 }
 
 /** What the health server answers from: made, and listening, before anything heavy is loaded. */
-interface HealthFirst {
+export interface HealthFirst {
   store: CheckStore;
   model: StartupHealthModel;
   sources: SourceRegistry;
@@ -84,7 +86,8 @@ export class Runtime {
    * until they are all in place.
    */
   static async start(config: Config, opts: RuntimeOptions): Promise<Runtime> {
-    const first = await Runtime.#serveHealth(config, opts);
+    const first = opts.health ?? (await Runtime.serveHealth(config));
+    if (first.server) opts.logging.component("server").info({ address: first.server.address }, "health server listening");
     let runtime: Runtime | undefined;
     try {
       const [{ MetricRegistry }, { CheckEngine }] = await Promise.all([import("./metrics/registry.ts"), import("./checks/engine.ts")]);
@@ -115,8 +118,11 @@ export class Runtime {
     return runtime;
   }
 
-  /** The store with every check registered (pending), no sources yet, and the health server listening on them. */
-  static async #serveHealth(config: Config, opts: RuntimeOptions): Promise<HealthFirst> {
+  /**
+   * The store with every check registered (pending), no sources yet, and the health server listening on them.
+   * It needs no logger, so the CLI calls it before logging is loaded and hands the result to start().
+   */
+  static async serveHealth(config: Config): Promise<HealthFirst> {
     const store = new CheckStore();
     // Registered before anything answers, so the check endpoints know them while the rest loads.
     for (const spec of config.checks) store.register(spec);
@@ -126,9 +132,16 @@ export class Runtime {
     const debugGuard = config.debug.protect ? pendingGuard() : undefined;
     let server: Listening | undefined;
     if (config.health.enabled) {
-      const app = healthApp(model, config, { version: VERSION, startedAt }, () => sources.debug(), debugGuard?.guard);
-      server = await listen("health", app, config.server.address, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)", undefined, { maxConnections: config.limits.maxConnections });
-      opts.logging.component("server").info({ address: server.address }, "health server listening");
+      // Listening on node:http alone: liveness is answered from here on, the other paths once the app is loaded.
+      const health = healthListener(config.health);
+      server = await listenWith("health", health.listener, config.server.address, config.health.port, "health.port (or SIDECAR_HEALTH_PORT)", undefined, { maxConnections: config.limits.maxConnections });
+      try {
+        const { healthApp } = await import("./serve/health-server.ts");
+        health.serve(await appListener(healthApp(model, config, { version: VERSION, startedAt }, () => sources.debug(), debugGuard?.guard)));
+      } catch (err) {
+        await server.close(0);
+        throw err;
+      }
     }
     return { store, model, sources, startedAt, server, debugGuard };
   }
@@ -231,7 +244,7 @@ export class Runtime {
       changedSources.push(name);
     }
 
-    applyLogLevels(this.opts.logging, next.logging);
+    this.opts.logging.reconfigure(next.logging);
     this.#config = { ...next, ...Object.fromEntries(needsRestart.map((k) => [k, prev[k]])) };
     return { checks: changedChecks, sources: changedSources, needsRestart };
   }

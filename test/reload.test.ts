@@ -35,7 +35,7 @@ function configMapDir(doc: unknown): { dir: string; file: string; swap(doc: unkn
 }
 
 async function start(file: string) {
-  const loaded = loadConfig(file, {});
+  const loaded = await loadConfig(file, {});
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
   const logs = new LogCapture();
   const logging = createLogging(loaded.config.logging, logs);

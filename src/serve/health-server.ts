@@ -3,12 +3,11 @@ import type { Config } from "../config/types.ts";
 import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts";
 import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
 import type { HealthModel } from "../health/model.ts";
+import { livenessPaths, TEXT_HEADERS as TEXT } from "./liveness.ts";
 import { noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
 import { PPROF_PATHS, PPROF_PREFIX, pprofRoutes } from "./pprof.ts";
 import type { Guard } from "./secure/guard.ts";
-
-const TEXT = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
 function wantsVerbose(c: Context): boolean {
   return c.req.query("verbose") !== undefined;
@@ -29,8 +28,9 @@ function answer(c: Context, kind: "livez" | "readyz" | "healthz", report: Health
 export function healthApp(model: HealthModel, config: Config, info: DebugInfo, sources?: () => unknown[], debugGuard?: Guard): Hono {
   const app = new Hono();
   app.use(noBodyOnGet);
-  const { livenessPath, readinessPath } = config.health;
-  const livePaths = [...new Set([livenessPath, "/healthz", "/livez"])];
+  const { readinessPath } = config.health;
+  // GET of these without a query is answered by serve/liveness.ts before the request gets here, the same way.
+  const livePaths = livenessPaths(config.health);
   const readyPaths = [...new Set([readinessPath, "/readyz"])];
   // Read from the store on each request, so checks added or removed by a reload are answered at once.
   const checkPaths = (): Map<string, string> => {

@@ -1,7 +1,6 @@
+import { createServer, type RequestListener, type Server } from "node:http";
+import type { Server as HttpsServer, ServerOptions as HttpsOptions } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
-import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsOptions } from "node:https";
-import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
 
 export interface Listening {
@@ -25,7 +24,22 @@ export interface ServerLimits {
   timeoutCheckIntervalMs?: number;
 }
 
+/** @hono/node-server's request listener for an app, loaded on first use (see listenWith). */
+export async function appListener(app: Hono): Promise<RequestListener> {
+  const { getRequestListener } = await import("@hono/node-server");
+  return getRequestListener(app.fetch);
+}
+
+/** Serves a Hono app, over HTTPS when `tls` is given. */
 export async function listen(name: string, app: Hono, host: string, port: number, configKey: string, tls?: HttpsOptions, limits: ServerLimits = {}): Promise<Listening> {
+  return listenWith(name, await appListener(app), host, port, configKey, tls, limits);
+}
+
+/**
+ * Serves a plain Node request listener. Nothing here loads more than node:http (node:https only with TLS), so
+ * the health server can listen before any framework is loaded (see serve/liveness.ts).
+ */
+export async function listenWith(name: string, listener: RequestListener, host: string, port: number, configKey: string, tls?: HttpsOptions, limits: ServerLimits = {}): Promise<Listening> {
   // A probe or scrape that stalls must not hold a socket forever; these bound slow and idle clients. Node checks
   // the request timeouts only every connectionsCheckingInterval (30 s by default), hence the shorter interval.
   const serverOptions = {
@@ -33,11 +47,7 @@ export async function listen(name: string, app: Hono, host: string, port: number
     requestTimeout: limits.requestTimeoutMs ?? 30_000,
     connectionsCheckingInterval: limits.timeoutCheckIntervalMs ?? 1_000,
   };
-  const server = (
-    tls
-      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...tls, ...serverOptions } })
-      : createAdaptorServer({ fetch: app.fetch, serverOptions })
-  ) as Server;
+  const server: Server = tls ? (await import("node:https")).createServer({ ...tls, ...serverOptions }, listener) : createServer(serverOptions, listener);
   server.keepAliveTimeout = 65_000;
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {

@@ -14,8 +14,8 @@ function writeTemp(text: string): string {
 }
 
 describe("loading the configuration", () => {
-  it("starts on safe defaults with no file at all", () => {
-    const r = loadConfig(undefined, {});
+  it("starts on safe defaults with no file at all", async () => {
+    const r = await loadConfig(undefined, {});
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.config.metrics).toMatchObject({ enabled: true, port: 8080, path: "/metrics" });
@@ -25,8 +25,8 @@ describe("loading the configuration", () => {
     expect(r.config.checks).toEqual([]);
   });
 
-  it("loads the seed ConfigMap shape as it is, with the seed check defaults", () => {
-    const r = loadConfig(SEED, {});
+  it("loads the seed ConfigMap shape as it is, with the seed check defaults", async () => {
+    const r = await loadConfig(SEED, {});
     expect(r.ok ? [] : r.errors).toEqual([]);
     if (!r.ok) return;
     expect(r.warnings).toEqual([]);
@@ -89,10 +89,10 @@ describe("loading the configuration", () => {
     expect(byPath["grpcHealth.port"]).toMatch(/9000 is already used by health.port/);
   });
 
-  it("reports a YAML warning (an unknown tag) as a config warning with its line, and still loads", () => {
+  it("reports a YAML warning (an unknown tag) as a config warning with its line, and still loads", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "cfg-")), "c.yaml");
     writeFileSync(file, "metrics:\n  port: !custom 9100\n");
-    const r = loadConfig(file, {});
+    const r = await loadConfig(file, {});
     expect(r.ok).toBe(true);
     expect(r.warnings).toContainEqual({ path: `${file}:2:9`, message: expect.stringMatching(/^YAML: .*!custom/) });
   });
@@ -131,27 +131,27 @@ describe("loading the configuration", () => {
     expect(r.warnings).toEqual([{ path: "healthChecks.dependencies[0].url", message: "ignored: tcp checks do not use it" }]);
   });
 
-  it("applies environment overrides and names the variable in errors", () => {
-    const ok = loadConfig(SEED, { SIDECAR_METRICS_PORT: "9100", SIDECAR_LOG_LEVEL: "debug" });
+  it("applies environment overrides and names the variable in errors", async () => {
+    const ok = await loadConfig(SEED, { SIDECAR_METRICS_PORT: "9100", SIDECAR_LOG_LEVEL: "debug" });
     expect(ok.ok && ok.config.metrics.port).toBe(9100);
     expect(ok.ok && ok.config.logging.level).toBe("debug");
-    const bad = loadConfig(SEED, { SIDECAR_HEALTH_PORT: "99999" });
+    const bad = await loadConfig(SEED, { SIDECAR_HEALTH_PORT: "99999" });
     expect(bad.ok).toBe(false);
     if (!bad.ok) expect(bad.errors[0]).toEqual({ path: "health.port (from SIDECAR_HEALTH_PORT)", message: '"99999" is not a port, use a whole number from 0 to 65535' });
   });
 
-  it("explains a missing file and a YAML syntax error with its line", () => {
-    const missing = loadConfig("/nonexistent/config.yaml", {});
+  it("explains a missing file and a YAML syntax error with its line", async () => {
+    const missing = await loadConfig("/nonexistent/config.yaml", {});
     expect(missing.ok).toBe(false);
     if (!missing.ok) expect(missing.errors[0]?.message).toMatch(/no such file/);
     const file = writeTemp("metrics:\n  port: 8080\n   path: /x\n");
-    const broken = loadConfig(file, {});
+    const broken = await loadConfig(file, {});
     expect(broken.ok).toBe(false);
     if (!broken.ok) {
       expect(broken.errors[0]?.path).toMatch(new RegExp(`${file}:[23]:\\d+`));
       expect(broken.errors[0]?.message).toMatch(/not valid YAML/);
     }
-    const list = loadConfig(writeTemp("- a\n- b\n"), {});
+    const list = await loadConfig(writeTemp("- a\n- b\n"), {});
     expect(!list.ok && list.errors[0]?.message).toMatch(/top level must be a mapping/);
   });
 

@@ -143,23 +143,23 @@ describe("config loader: any document yields a config or field-path errors, neve
     }
   });
 
-  it("loadConfig reports YAML aliases it cannot resolve instead of throwing", () => {
+  it("loadConfig reports YAML aliases it cannot resolve instead of throwing", async () => {
     const file = join(dir, "alias.yaml");
     const laughs = ["a: &a [x, x, x, x, x, x, x, x, x, x]", ...Array.from({ length: 8 }, (_, i) => `${"bcdefghi"[i]}: &${"bcdefghi"[i]} [${Array(10).fill(`*${"abcdefgh"[i]}`).join(", ")}]`)];
     for (const text of ["*\0", "metrics: *missing", laughs.join("\n")]) {
       writeFileSync(file, text);
-      const r = loadConfig(file, {});
+      const r = await loadConfig(file, {});
       expectWellFormed(r);
       expect(r.ok ? [] : r.errors.map((e) => e.message)).toEqual([expect.stringMatching(/^not valid YAML: /)]);
     }
   });
 
-  it("loadConfig over arbitrary file bytes", () => {
+  it("loadConfig over arbitrary file bytes", async () => {
     const file = join(dir, "bytes.yaml");
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 512 }), async (bytes) => {
         writeFileSync(file, bytes);
-        const r = loadConfig(file, {});
+        const r = await loadConfig(file, {});
         expectWellFormed(r);
         expect(r.file).toBe(file);
       }),
@@ -167,7 +167,7 @@ describe("config loader: any document yields a config or field-path errors, neve
     );
   });
 
-  it("loadConfig over YAML text: mutated seeds, cut short or spliced with arbitrary text", () => {
+  it("loadConfig over YAML text: mutated seeds, cut short or spliced with arbitrary text", async () => {
     const file = join(dir, "text.yaml");
     const text = fc
       .tuple(fc.nat(SEEDS.length - 1), fc.array(mutation, { maxLength: 4 }), fc.nat(), fc.string({ maxLength: 40 }), fc.boolean())
@@ -178,22 +178,22 @@ describe("config loader: any document yields a config or field-path errors, neve
         const at = cut % (yaml.length + 1);
         return truncate ? yaml.slice(0, at) : yaml.slice(0, at) + splice + yaml.slice(at);
       });
-    fc.assert(
-      fc.property(text, (yaml) => {
+    await fc.assert(
+      fc.asyncProperty(text, async (yaml) => {
         writeFileSync(file, yaml);
-        expectWellFormed(loadConfig(file, {}));
+        expectWellFormed(await loadConfig(file, {}));
       }),
       { numRuns: 150 },
     );
   });
 
-  it("loadConfig with arbitrary environment overrides", () => {
+  it("loadConfig with arbitrary environment overrides", async () => {
     const names = ["SIDECAR_METRICS_PORT", "SIDECAR_METRICS_SECURE", "SIDECAR_HEALTH_PORT", "SIDECAR_GRPC_HEALTH_PORT", "SIDECAR_LOG_LEVEL", "SIDECAR_LOG_FORMAT"];
     const file = join(dir, "seed.yaml");
     writeFileSync(file, stringify(SEEDS[0]));
-    fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom(...names), fc.string({ maxLength: 12 })), (env) => {
-        expectWellFormed(loadConfig(file, env));
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.constantFrom(...names), fc.string({ maxLength: 12 })), async (env) => {
+        expectWellFormed(await loadConfig(file, env));
       }),
       { numRuns: 200 },
     );
