@@ -11,14 +11,18 @@
 # flag or an intruder to use.
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
-# ---- build: every dependency, compile src/ to dist/ ----
+# ---- build: every dependency, bundle src/ into dist/ ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
-# No install scripts: nothing in the tree needs one to build (tsc is plain JavaScript).
+# No install scripts: nothing in the tree needs one to build (esbuild's binary comes in its platform's optional
+# package, which its install script only checks).
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/build.ts ./scripts/
 COPY src ./src
+# scripts/build.ts: src/cli.ts bundled by esbuild into minified ESM chunks with source maps; the CLI loads what it
+# needs after the health server listens from chunks of their own, so a cold start reads little before it does.
 RUN npm run build && chmod 0755 dist/cli.js
 
 # ---- prod-deps: production dependencies only, installed from the lock file on their own ----
@@ -41,8 +45,11 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
 
 WORKDIR /app
-# protos/ must sit beside dist/: src/grpc/protos.ts resolves ../../protos/ from the compiled file, and
-# src/version.ts reads ../package.json. Everything is owned by root and read-only to the process.
+# protos/ and package.json sit beside dist/: the code finds the package's root once, as the directory above dist/
+# whose package.json names this package (src/package-root.ts), and reads the version and the .proto files from
+# there. The bundle holds every dependency but pino-pretty (the console log format loads it by name, from
+# node_modules), and CommonJS libraries in it may still require their optional parts by name; the production
+# node_modules are kept for those. Everything is owned by root and read-only to the process.
 COPY package.json ./
 COPY protos ./protos
 COPY --from=prod-deps /src/node_modules ./node_modules

@@ -1,14 +1,14 @@
 /**
- * The exporter as the image runs it (`node dist/cli.js`), without type-checking: each file of src/ transpiled on
- * its own into a temporary directory laid out like the image's /app (dist/, protos/, package.json, node_modules).
- * Every phase of the benchmark runs this, since tsx's on-the-fly transpiling (its own memory, its own start-up
- * time) is not what runs in a pod.
+ * The exporter as the image runs it (`node dist/cli.js`): src/ bundled by the image's own build (scripts/build.ts,
+ * `npm run build`) into a temporary directory laid out like the image's /app (dist/, protos/, package.json,
+ * node_modules). Every phase of the benchmark runs this, since tsx's on-the-fly transpiling (its own memory, its
+ * own start-up time) is not what runs in a pod.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import ts from "typescript";
+import { buildBundle } from "../scripts/build.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -18,31 +18,11 @@ export interface CompiledExporter {
   remove(): void;
 }
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(path);
-    return e.name.endsWith(".ts") && !e.name.endsWith(".d.ts") ? [path] : [];
-  });
-}
-
-function transpile(): CompiledExporter {
+function bundle(): CompiledExporter {
   const app = mkdtempSync(join(tmpdir(), "sidecar-bench-app-"));
-  const src = join(ROOT, "src");
-  const options: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.ESNext,
-    verbatimModuleSyntax: true,
-    rewriteRelativeImportExtensions: true,
-    esModuleInterop: true,
-  };
   const remove = () => rmSync(app, { recursive: true, force: true });
   try {
-    for (const file of sourceFiles(src)) {
-      const out = join(app, "dist", relative(src, file)).replace(/\.ts$/, ".js");
-      mkdirSync(dirname(out), { recursive: true });
-      writeFileSync(out, ts.transpileModule(readFileSync(file, "utf8"), { compilerOptions: options, fileName: file }).outputText);
-    }
+    buildBundle(join(app, "dist"));
     writeFileSync(join(app, "package.json"), readFileSync(join(ROOT, "package.json")));
     symlinkSync(join(ROOT, "protos"), join(app, "protos"));
     symlinkSync(join(ROOT, "node_modules"), join(app, "node_modules"));
@@ -67,12 +47,12 @@ export function imageNodeFlags(): string[] {
 let shared: CompiledExporter | undefined;
 
 /**
- * src/ transpiled once per benchmark process: every caller gets the same directory, removed by remove() or, at
- * the latest, when the process exits.
+ * src/ bundled once per benchmark process: every caller gets the same directory, removed by remove() or, at the
+ * latest, when the process exits.
  */
 export function compileExporter(): CompiledExporter {
   if (shared) return shared;
-  const compiled = transpile();
+  const compiled = bundle();
   const removeAtExit = () => compiled.remove();
   process.once("exit", removeAtExit);
   shared = {

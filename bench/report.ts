@@ -217,7 +217,7 @@ export function judge(r: Results): TargetRow[] {
   const compiled = r.coldStart.compiledMs.length > 0;
   const cold = median(compiled ? r.coldStart.compiledMs : r.coldStart.tsxMs);
   rows.push({
-    what: `cold start to /healthz 200, ${compiled ? "compiled as the image runs it" : "under tsx (src/ could not be transpiled)"}, with the ${fmtInt(r.workload.series)}-series configuration (median)`,
+    what: `cold start to /healthz 200, ${compiled ? "compiled as the image runs it" : "under tsx (src/ could not be bundled)"}, with the ${fmtInt(r.workload.series)}-series configuration (median)`,
     target: "≤ 400 ms",
     measured: `${fmtMs(cold)} (runs ${(compiled ? r.coldStart.compiledMs : r.coldStart.tsxMs).map((m) => m.toFixed(0)).join(", ")} ms)`,
     compared: `no configuration ${fmtMs(median(r.coldStart.compiledNoConfigMs))}; under tsx (npm start) ${fmtMs(median(r.coldStart.tsxMs))}`,
@@ -388,7 +388,7 @@ export function markdown(r: Results): string {
     "",
     "## Start and slow sources",
     "",
-    `Cold start, spawn to the first /healthz 200, simulators running: compiled (\`node dist/cli.js\`, src/ transpiled file by file) with the 50k configuration ` +
+    `Cold start, spawn to the first /healthz 200, simulators running: compiled (\`node dist/cli.js\`, src/ bundled as the image builds it) with the 50k configuration ` +
       `${r.coldStart.compiledMs.map((m) => m.toFixed(0)).join(", ")} ms; compiled with no configuration ${r.coldStart.compiledNoConfigMs.map((m) => m.toFixed(0)).join(", ")} ms; ` +
       `under tsx with the 50k configuration ${r.coldStart.tsxMs.map((m) => m.toFixed(0)).join(", ")} ms.`,
     "",

@@ -317,7 +317,7 @@ async function main(): Promise<void> {
     const { remove } = compiled;
     closers.add(async () => remove());
   } catch (err) {
-    log(`could not transpile src/ for the cold start; measuring under tsx only: ${err instanceof Error ? err.message : String(err)}`);
+    log(`could not bundle src/ for the cold start; measuring under tsx only: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   const scale = SCALES["50k"];

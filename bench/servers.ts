@@ -163,7 +163,7 @@ export async function waitForHttp(url: string, proc: Proc | undefined, timeoutMs
 }
 
 /**
- * This exporter as the image runs it: `node <the entrypoint's flags> dist/cli.js`, from src/ transpiled once per
+ * This exporter as the image runs it: `node <the entrypoint's flags> dist/cli.js`, from src/ bundled once per
  * benchmark run. `nodeArgs` replace the entrypoint's flags (an empty list runs node with none).
  */
 export function startExporter(name: string, configFile: string, env: Record<string, string>, nodeArgs: string[] = imageNodeFlags()): Proc {

@@ -258,12 +258,14 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     }
   }
 
-  // The compile is asynchronous: a worker blocked for a minute by a synchronous one loses its link to vitest.
+  /** The build's esbuild metafile: which source files each output file holds, and what each output imports. */
+  let metafile: string;
+
+  // The build is asynchronous: a worker blocked for a minute by a synchronous one loses its link to vitest.
   async function compileDist(): Promise<string> {
     const out = join(work, "build-dist");
-    await promisify(execFile)(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", out], {
-      cwd: ROOT,
-    });
+    metafile = join(work, "build-meta.json");
+    await promisify(execFile)("npm", ["run", "--silent", "build", "--", "--outdir", out, "--metafile", metafile], { cwd: ROOT });
     return out;
   }
 
@@ -314,19 +316,38 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     return lines.sort().join("\n");
   }
 
-  function entrypoint(args: string[]) {
+  function entrypoint(args: string[], extraEnv: Record<string, string> = {}) {
     const exec = effectiveInstructions(file, last).filter((i) => i.keyword === "ENTRYPOINT").at(-1)?.exec ?? [];
     const [command, ...rest] = exec;
     if (command !== "node") throw new Error(`ENTRYPOINT ${JSON.stringify(exec)}: the layout test runs "node ..." entrypoints only`);
     return spawn(process.execPath, [...rest, ...args], {
       cwd: app,
-      env: { PATH: process.env.PATH ?? "", ...env },
+      env: { PATH: process.env.PATH ?? "", ...env, ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
     });
   }
 
-  async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = entrypoint(args);
+  /** Runs the entrypoint until it logs that it started, with the addresses it logged; stop() sends SIGTERM. */
+  async function startEntrypoint(args: string[], extraEnv: Record<string, string> = {}) {
+    const child = entrypoint(args, extraEnv);
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const stop = () => void child.kill("SIGTERM");
+    try {
+      const started = await eventually(() => {
+        const line = stdout.split("\n").find((l) => l.includes('"sidecar-exporter started"'));
+        return line ? (JSON.parse(line) as { metrics: string; health: string; grpc: string }) : undefined;
+      }, 15_000);
+      return { started, stop, exited };
+    } catch (err) {
+      stop();
+      throw err;
+    }
+  }
+
+  async function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = entrypoint(args, extraEnv);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -399,15 +420,8 @@ describe("the runtime stage's layout, assembled without Docker", () => {
         "logging: { format: json }",
       ].join("\n"),
     );
-    const child = entrypoint(["--config", configFile]);
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const { started, stop, exited } = await startEntrypoint(["--config", configFile]);
     try {
-      const started = await eventually(() => {
-        const line = stdout.split("\n").find((l) => l.includes('"sidecar-exporter started"'));
-        return line ? (JSON.parse(line) as { metrics: string; health: string; grpc: string }) : undefined;
-      }, 15_000);
       expect((await get(`http://${started.health}/healthz`)).status).toBe(200);
       const metrics = await get(`http://${started.metrics}/metrics`);
       expect(metrics.status).toBe(200);
@@ -422,9 +436,70 @@ describe("the runtime stage's layout, assembled without Docker", () => {
         client.close();
       }
     } finally {
-      child.kill("SIGTERM");
+      stop();
     }
     expect(await exited).toBe(0);
     expect(snapshot(app)).toBe(fingerprint);
+  });
+
+  it("starts with no configuration at all, the ports from the environment, and answers /healthz and /metrics", async () => {
+    const { started, stop, exited } = await startEntrypoint([], { SIDECAR_HEALTH_PORT: "0", SIDECAR_METRICS_PORT: "0", SIDECAR_GRPC_HEALTH_PORT: "0" });
+    try {
+      const port = (address: string) => address.slice(address.lastIndexOf(":") + 1);
+      const health = await get(`http://127.0.0.1:${port(started.health)}/healthz`);
+      expect(health).toMatchObject({ status: 200, body: "ok" });
+      expect((await get(`http://127.0.0.1:${port(started.health)}/readyz`)).status).toBe(200);
+      const metrics = await get(`http://127.0.0.1:${port(started.metrics)}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
+    } finally {
+      stop();
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("exits 2 on an invalid configuration, naming the field, before any server listens", async () => {
+    const configFile = join(work, "invalid.yaml");
+    writeFileSync(configFile, ["metrics: { port: 70000 }", "health: { port: 0 }", "logging: { format: json }"].join("\n"));
+    const result = await run(["--config", configFile]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("invalid configuration");
+    expect(result.stderr).toMatch(/✗ metrics\.port: /);
+    expect(result.stdout).not.toContain("listening");
+  });
+
+  it("loads no more than the configuration's validation and node:http before the health server listens", () => {
+    // What runs before listening: the CLI's static imports, then the runtime module with its own (cli.ts imports
+    // it with import() once the configuration is valid); the rest (logging, Hono and the fetch API it brings,
+    // sources, metrics, gRPC) is imported after.
+    const meta = JSON.parse(readFileSync(metafile, "utf8")) as {
+      outputs: Record<string, { entryPoint?: string; inputs: Record<string, unknown>; imports: { path: string; kind: string; external?: boolean }[] }>;
+    };
+    const outputs = meta.outputs;
+    const staticClosure = (start: string[]): Set<string> => {
+      const seen = new Set<string>();
+      const stack = [...start];
+      for (let out = stack.pop(); out !== undefined; out = stack.pop()) {
+        if (seen.has(out)) continue;
+        seen.add(out);
+        for (const i of outputs[out]?.imports ?? []) if (i.kind === "import-statement" && !i.external) stack.push(i.path);
+      }
+      return seen;
+    };
+    const entry = Object.keys(outputs).filter((o) => outputs[o]?.entryPoint === "src/cli.ts");
+    const runtime = Object.keys(outputs).filter((o) => outputs[o]?.inputs["src/runtime.ts"] !== undefined);
+    expect(entry).toHaveLength(1);
+    expect(runtime).toHaveLength(1);
+    const loaded = [...staticClosure([...entry, ...runtime])].map((o) => outputs[o]);
+    const inputs = loaded.flatMap((o) => Object.keys(o?.inputs ?? {}));
+    // Inputs are named relative to the checkout; node_modules may be a link to elsewhere.
+    const packages = new Set(inputs.map((i) => /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1]).filter((p) => p !== undefined));
+    expect([...packages].sort()).toEqual(["fastest-levenshtein", "zod"]);
+    // `import { z }` anywhere would bring zod's `z` object, and every locale with it; `import * as z` lets the
+    // bundler keep only what is used.
+    expect(inputs.filter((i) => i.includes("zod/v4/locales/")).map((i) => i.slice(i.indexOf("zod/")))).toEqual(["zod/v4/locales/en.js"]);
+    // Node's own modules that take the longest to load, none of them needed to listen on plain HTTP.
+    const builtins = loaded.flatMap((o) => (o?.imports ?? []).filter((i) => i.external && i.kind === "import-statement").map((i) => i.path.replace(/^node:/, "")));
+    expect(builtins.filter((b) => ["https", "http2", "tls", "crypto", "worker_threads"].includes(b))).toEqual([]);
   });
 });
