@@ -36,7 +36,7 @@ export const PACKAGE_ROOT: string = found.root;
 export const PACKAGE_VERSION: string = found.version;
 
 /**
- * require() as if from package.json: the packages loaded on demand (left out of the bundle, or CommonJS loaded
- * synchronously) resolve from the package's node_modules whichever file of src/ or dist/ asks.
+ * require() as if from package.json: a package left out of the bundle (pino-pretty, for the console log format)
+ * resolves from the package's node_modules whichever file of src/ or dist/ asks for it.
  */
 export const packageRequire: NodeJS.Require = createRequire(join(PACKAGE_ROOT, "package.json"));
