@@ -352,7 +352,7 @@ async function main(): Promise<void> {
   const fifty: GrowthPoint | undefined = baseline && { scale: "50k", series, bytes: Buffer.byteLength(body), p50Ms: baseline.wrk.p50Ms, p99Ms: baseline.wrk.p99Ms, rssMiB: baseline.rssMiB };
   if (GROWTH_SCALES.includes("5k")) growth.push(await growthPoint(SCALES["5k"], 90));
   if (fifty) growth.push(fifty);
-  if (GROWTH_SCALES.includes("200k")) growth.push(await growthPoint(SCALES["200k"], 120));
+  if (GROWTH_SCALES.includes("200k")) growth.push(await growthPoint(SCALES["200k"], 240));
 
   const cpu = cpus();
   const results: Results = {

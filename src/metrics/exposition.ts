@@ -86,17 +86,23 @@ export interface CachedExpositionOptions {
   renderCostFactor: number;
 }
 
-/** Rendering takes at most 1 % of a core: a family that took 0.02 ms may be rendered again 2 ms later. */
-export const DEFAULT_RENDER_COST_FACTOR = 100;
+/**
+ * Rendering takes at most 0.2 % of a core per family: a family that took 0.02 ms may be rendered again 10 ms later,
+ * one that took 10 ms (a thousand checks' histograms, written and compressed) 5 s later — still several times per
+ * scrape interval, where rendering once a second cost more than the thousand probes behind it.
+ */
+export const DEFAULT_RENDER_COST_FACTOR = 500;
+/** However costly a family, a change is rendered within this long. */
+export const DEFAULT_MAX_RENDER_INTERVAL_MS = 5_000;
 
 /**
  * The exposition kept as bytes, so a scrape writes buffers and renders nothing.
  *
  * A family that changes is rendered again, but not for every change: each family waits after a rendering in
  * proportion to what that rendering cost (see `renderCostFactor`), and changes meanwhile are gathered into its
- * next one. A small family is thus re-rendered within a millisecond of a change and a scrape right after sees
+ * next one. A small family is thus re-rendered within milliseconds of a change and a scrape right after sees
  * it, while the histograms of a thousand checks reporting 67 results a second, which take milliseconds to write
- * and compress, are rendered a few times a second; a source poll that sets ten thousand series costs one
+ * and compress, are rendered every few seconds; a source poll that sets ten thousand series costs one
  * rendering. Every family is kept as its header and its sample lines, each also gzip'ed on its own: gzip members
  * one after another are one valid gzip stream, so the compressed body is assembled from the members of the parts
  * and nothing is compressed per scrape. Within a family only the chunks that changed are rendered and
@@ -230,9 +236,11 @@ export class CachedExposition {
         bodyGzip.push(part.gzip);
       }
       this.#parts.set(f, { ...previous, body, bodyGzip });
-      this.#renderCounts.set(f.name, (this.#renderCounts.get(f.name) ?? 0) + 1);
+      const count = (this.#renderCounts.get(f.name) ?? 0) + 1;
+      this.#renderCounts.set(f.name, count);
       this.#renderedAt.set(f, began);
-      this.#spacing.set(f, Math.min(this.#maxInterval, ms * this.#costFactor));
+      // A family's first rendering runs code V8 has not compiled yet and says little about what the next will cost.
+      this.#spacing.set(f, count === 1 ? 0 : Math.min(this.#maxInterval, ms * this.#costFactor));
     }
     this.#published = true;
     this.#bodies = new Map();

@@ -1,6 +1,6 @@
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
-import { CachedExposition, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, textPart, type Body, type Form } from "./exposition.ts";
+import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, textPart, type Body, type Form } from "./exposition.ts";
 import { Counter, Gauge, Histogram, type MetricFamily } from "./families.ts";
 import { toOpenMetrics } from "./text-format.ts";
 
@@ -25,9 +25,9 @@ const PROCESS_METRICS_REFRESH_MS = 2_000;
 export interface MetricRegistryOptions {
   /** Node.js process metrics (`process_*`, `nodejs_*`) from prom-client's default collectors. */
   processMetrics?: boolean;
-  /** The most time a change waits to be rendered (see CachedExposition); default 1 s. */
+  /** The most time a change waits to be rendered (see CachedExposition); default 5 s. */
   maxRenderIntervalMs?: number;
-  /** Rendering's share of the event loop is at most 1/renderCostFactor (see CachedExposition); default 100. */
+  /** Rendering's share of the event loop is at most 1/renderCostFactor per family (see CachedExposition); default 500. */
   renderCostFactor?: number;
 }
 
@@ -57,7 +57,7 @@ export class MetricRegistry {
     this.handles = handles as MetricHandles;
     this.#families = Object.values(handles);
     this.#exposition = new CachedExposition(this.#families, {
-      maxRenderIntervalMs: options.maxRenderIntervalMs ?? 1_000,
+      maxRenderIntervalMs: options.maxRenderIntervalMs ?? DEFAULT_MAX_RENDER_INTERVAL_MS,
       renderCostFactor: options.renderCostFactor ?? DEFAULT_RENDER_COST_FACTOR,
     });
     if (options.processMetrics ?? true) {

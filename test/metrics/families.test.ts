@@ -107,4 +107,25 @@ describe("chunked families", () => {
     expect(gzipOf().equals(after)).toBe(true);
     exposition.close();
   });
+
+  it("paces a family by the cost of its renderings after the first, whose cost says little", async () => {
+    const g = gauge();
+    const exposition = new CachedExposition([g], { maxRenderIntervalMs: 60_000, renderCostFactor: 1e9 });
+    const rendered = () => exposition.renderCount("demo_value");
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await exposition.flush();
+    expect(rendered()).toBe(1);
+    g.set({ id: "a" }, 1);
+    await sleep(100);
+    // Not held back by the first rendering's cost.
+    expect(rendered()).toBe(2);
+    g.set({ id: "a" }, 2);
+    await sleep(200);
+    // The second one's cost, times 1e9, holds the next back (up to the 60 s cap); a flush renders at once.
+    expect(rendered()).toBe(2);
+    await exposition.flush();
+    expect(rendered()).toBe(3);
+    expect(lines(Buffer.concat(exposition.body("text").parts))).toContain('demo_value{id="a"} 2');
+    exposition.close();
+  });
 });
