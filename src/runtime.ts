@@ -6,7 +6,7 @@ import type { SourceGate } from "./leader/gate.ts";
 import type { LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";
 import type { MetricRegistry } from "./metrics/registry.ts";
-import { appListener, listen, listenWith, type Listening } from "./serve/listen.ts";
+import { appListener, listenWith, type Listening } from "./serve/listen.ts";
 import { healthListener } from "./serve/liveness.ts";
 import type { GrpcHealthServer } from "./serve/grpc-health.ts";
 import type { SecureServing } from "./serve/secure/index.ts";
@@ -175,9 +175,9 @@ export class Runtime {
     this.#secure = secure ? await (await import("./serve/secure/index.ts")).secureServing(config, handles, log) : PLAIN_SERVING;
     this.#debugGuard?.settle(this.#secure.debugGuard);
     if (config.metrics.enabled) {
-      const { metricsApp } = await import("./serve/metrics-server.ts");
-      const app = metricsApp(this.metrics, config.metrics.path, this.#secure.metricsGuard);
-      this.#metricsServer = await listen("metrics", app, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls, { maxConnections: config.limits.maxConnections });
+      const { metricsListener } = await import("./serve/metrics-server.ts");
+      const listener = await metricsListener(this.metrics, config.metrics.path, this.#secure.metricsGuard);
+      this.#metricsServer = await listenWith("metrics", listener, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls, { maxConnections: config.limits.maxConnections });
       if (this.#secure.tls) this.#secure.attach(this.#metricsServer.server as HttpsServer);
       const scheme = config.metrics.secure ? `https, auth ${config.metrics.auth.mode}` : "http";
       log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme }, "metrics server listening");

@@ -60,7 +60,7 @@ export async function startRuntime(doc: Record<string, unknown>): Promise<TestRu
   return { runtime, logs, logging, metricsUrl: `http://${a.metrics}`, healthUrl: `http://${a.health}`, grpcAddress: a.grpc ?? "" };
 }
 
-export async function get(url: string, headers: Record<string, string> = {}, method: "GET" | "HEAD" = "GET") {
+export async function get(url: string, headers: Record<string, string> = {}, method: "GET" | "HEAD" | "POST" = "GET") {
   const res = await request(url, { method, headers });
   const body = await res.body.text();
   return { status: res.statusCode, headers: res.headers, body };

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 
 /** True when the request announces a body: a non-zero Content-Length or any Transfer-Encoding (chunked). */
-function announcesBody(contentLength: string | undefined, transferEncoding: string | undefined): boolean {
+export function announcesBody(contentLength: string | undefined, transferEncoding: string | undefined): boolean {
   if (transferEncoding !== undefined && transferEncoding.trim() !== "") return true;
   return contentLength !== undefined && contentLength.trim() !== "0";
 }

@@ -133,6 +133,22 @@ describe("metrics server", () => {
     for (const line of samples) expect(line, line).toContain('cluster="test"');
   });
 
+  it("answers a scrape with a query, HEAD with the headers alone, and other methods through the app", async () => {
+    const plain = await get(`${rt.metricsUrl}/metrics`);
+    const withQuery = await get(`${rt.metricsUrl}/metrics?debug=1`);
+    expect(withQuery.status).toBe(200);
+    expect(withQuery.headers["content-type"]).toBe(plain.headers["content-type"]);
+    expect(withQuery.body).toMatch(/^sidecar_ready\{cluster="test",region="lab"\} 1$/m);
+    const head = await get(`${rt.metricsUrl}/metrics`, {}, "HEAD");
+    expect(head.status).toBe(200);
+    expect(head.body).toBe("");
+    expect(Number(head.headers["content-length"])).toBeGreaterThan(1000);
+    expect(head.headers.vary).toBe("Accept-Encoding");
+    const post = await get(`${rt.metricsUrl}/metrics`, {}, "POST");
+    expect(post.status).toBe(404);
+    expect(JSON.parse(post.body)).toMatchObject({ error: "not found" });
+  });
+
   it("serves OpenMetrics when the Accept header asks for it", async () => {
     const res = await get(`${rt.metricsUrl}/metrics`, { accept: "application/openmetrics-text;version=1.0.0,text/plain;q=0.5" });
     expect(res.headers["content-type"]).toBe("application/openmetrics-text; version=1.0.0; charset=utf-8");
