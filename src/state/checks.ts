@@ -30,9 +30,9 @@ export function staleAfterMs(spec: CheckSpec): number {
   return 2 * spec.intervalMs + spec.timeoutMs;
 }
 
-export function statusOf(spec: CheckSpec, result: CheckResult | undefined, now: number): CheckStatus {
+export function statusOf(spec: CheckSpec, result: CheckResult | undefined, now: number, staleAfter = staleAfterMs(spec)): CheckStatus {
   if (!result) return "pending";
-  if (now - result.checkedAt > staleAfterMs(spec)) return "stale";
+  if (now - result.checkedAt > staleAfter) return "stale";
   return result.ok ? "pass" : "fail";
 }
 
@@ -81,7 +81,7 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
     const now = this.now();
     return {
       spec: entry.spec,
-      status: statusOf(entry.spec, entry.result, now),
+      status: statusOf(entry.spec, entry.result, now, entry.staleAfterMs),
       result: entry.result,
       ageMs: entry.result ? Math.max(0, now - entry.result.checkedAt) : undefined,
     };
@@ -95,12 +95,7 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
   startSweeping(everyMs = 1_000): void {
     this.#sweeper ??= setInterval(() => {
       const now = this.now();
-      for (const [name, entry] of this.#entries) {
-        // Only a passing or failing result can go stale with time; pending and stale change only with a new run.
-        if ((entry.lastStatus === "pass" || entry.lastStatus === "fail") && now - (entry.result as CheckResult).checkedAt > entry.staleAfterMs) {
-          this.#update(name, entry);
-        }
-      }
+      for (const [name, entry] of this.#entries) this.#update(name, entry, now);
     }, everyMs).unref();
   }
 
@@ -109,8 +104,8 @@ export class CheckStore extends EventEmitter<{ change: [name: string, status: Ch
     this.#sweeper = undefined;
   }
 
-  #update(name: string, entry: Entry): void {
-    const status = statusOf(entry.spec, entry.result, this.now());
+  #update(name: string, entry: Entry, now = this.now()): void {
+    const status = statusOf(entry.spec, entry.result, now, entry.staleAfterMs);
     if (status !== entry.lastStatus) {
       entry.lastStatus = status;
       this.emit("change", name, status);
