@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import type { Config } from "../config/types.ts";
+import { announcesBody } from "./no-body.ts";
 
 /** Headers of every plain-text health answer. */
 export const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } as const;
@@ -24,9 +25,7 @@ export function livenessPaths(health: Config["health"]): string[] {
  */
 function isPlainLivenessProbe(req: IncomingMessage, paths: ReadonlySet<string>): boolean {
   if (req.method !== "GET" || req.url === undefined || !paths.has(req.url)) return false;
-  const length = req.headers["content-length"];
-  const encoding = req.headers["transfer-encoding"];
-  return (length === undefined || length.trim() === "0") && (encoding === undefined || encoding.trim() === "");
+  return !announcesBody(req.headers["content-length"], req.headers["transfer-encoding"]);
 }
 
 function answerLive(res: ServerResponse): void {
