@@ -70,14 +70,7 @@ export class OwnedSeries {
     }
     this.budget?.release(gone);
     let dropped = 0;
-    for (const [key, { labels, value }] of fresh) {
-      if (this.budget && !this.budget.take()) {
-        dropped++;
-        continue;
-      }
-      this.#current.set(key, poll);
-      this.gauge.setKey(key, labels, value);
-    }
+    for (const [key, { labels, value }] of fresh) if (!this.#admit(key, labels, value, poll)) dropped++;
     if (dropped > 0) this.budget?.drop(dropped, this.gauge.name);
   }
 
@@ -88,18 +81,16 @@ export class OwnedSeries {
       this.gauge.setKey(key, labels, value);
       return;
     }
-    if (this.budget && !this.budget.take()) {
-      const waiting = this.#waiting.get(key);
-      if (waiting) waiting.value = value;
-      else {
-        this.#waiting.set(key, { labels, value });
-        this.budget.drop(1, this.gauge.name);
-      }
+    if (this.#admit(key, labels, value)) {
+      this.#waiting.delete(key);
       return;
     }
-    this.#waiting.delete(key);
-    this.#current.set(key, this.#poll);
-    this.gauge.setKey(key, labels, value);
+    const waiting = this.#waiting.get(key);
+    if (waiting) waiting.value = value;
+    else {
+      this.#waiting.set(key, { labels, value });
+      this.budget?.drop(1, this.gauge.name);
+    }
   }
 
   /** Removes one series (or stops it waiting), giving its room back. */
@@ -118,11 +109,17 @@ export class OwnedSeries {
   /** Exports waiting series, oldest first, while the budget has room. */
   admitWaiting(): void {
     for (const [key, { labels, value }] of this.#waiting) {
-      if (this.budget && !this.budget.take()) return;
+      if (!this.#admit(key, labels, value)) return;
       this.#waiting.delete(key);
-      this.#current.set(key, this.#poll);
-      this.gauge.setKey(key, labels, value);
     }
+  }
+
+  /** Exports a series not exported yet, if the budget has room for it; false when it has none. */
+  #admit(key: string, labels: Labels, value: number, poll = this.#poll): boolean {
+    if (this.budget && !this.budget.take()) return false;
+    this.#current.set(key, poll);
+    this.gauge.setKey(key, labels, value);
+    return true;
   }
 
   /** Removes every series this owner set, e.g. when the source is removed. */
