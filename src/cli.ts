@@ -133,11 +133,12 @@ async function serve(config: Config, file: string | undefined): Promise<void> {
     log.fatal({ err: errorMessage(err) }, "cannot start");
     process.exit(1);
   }
-  log.info({ version: VERSION, checks: config.checks.length, ...runtime.addresses }, "sidecar-exporter started");
-  // SIGHUP or a changed file re-reads the configuration.
+  // SIGHUP or a changed file re-reads the configuration. In place before "started" is logged: Node's default for a
+  // SIGHUP with no handler ends the process, and the reloader's module is loaded only now.
   const { ConfigReloader } = await import("./reload.ts");
   const reloader = new ConfigReloader(file, runtime, logging.component("config"));
   await reloader.start();
+  log.info({ version: VERSION, checks: config.checks.length, ...runtime.addresses }, "sidecar-exporter started");
 
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
