@@ -29,12 +29,19 @@ function keyOf(origin: string, tls: AgentTls, timeoutMs: number): string {
   return JSON.stringify([origin, timeoutMs, tls.serverName ?? null, tls.insecureSkipVerify ?? false, hash.digest("hex")]);
 }
 
+/**
+ * How much later than the check's timeout the pool's own connect, header and body timeouts fire. The check's
+ * runner cuts a run off at its timeout and reports it; undici's timeouts only back that up, and at the same
+ * moment they would race it and report one hang in another wording now and then.
+ */
+const BACKSTOP_MS = 1_000;
+
 /** A share of the keep-alive pool to `origin` with these TLS settings, made on first use. */
 export function leasePool(origin: string, tls: AgentTls, timeoutMs: number): PoolLease {
   const key = keyOf(origin, tls, timeoutMs);
   let shared = pools.get(key);
   if (!shared) {
-    shared = { agent: upstreamAgent(tls, { timeoutMs }), users: 0 };
+    shared = { agent: upstreamAgent(tls, { timeoutMs: timeoutMs + BACKSTOP_MS }), users: 0 };
     pools.set(key, shared);
   }
   shared.users++;
