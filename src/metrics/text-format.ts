@@ -154,7 +154,13 @@ export function parseExposition(text: string, opts: { keepEmpty?: boolean } = {}
     }
     const sample = parseSample(line);
     if (typeof sample === "string") return void errors.push(`${at}: ${sample}`);
-    (owner.get(sample.name) ?? family(sample.name)).samples.push(sample);
+    const target = owner.get(sample.name) ?? family(sample.name);
+    // A histogram's bare name is no sample of it: "x 0" after "# TYPE x histogram" names no family it could join.
+    if (!sampleNames(target.name, target.type).includes(sample.name)) {
+      const expected = sampleNames(target.name, target.type).join(", ");
+      return void errors.push(`${at}: sample ${sample.name} does not belong to the ${target.type} ${target.name} (its samples are ${expected})`);
+    }
+    target.samples.push(sample);
   });
   return { families: [...families.values()].filter((f) => opts.keepEmpty || f.samples.length > 0), errors };
 }

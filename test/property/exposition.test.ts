@@ -77,7 +77,7 @@ describe("operator metrics exposition: any input parses to families and line err
         }
         for (const e of result.value.errors) expect(e).toMatch(/^line \d+: \S/);
       }),
-      { numRuns: 1_000, examples: [["# TYPE x counter\n# TYPE x gauge\nx_total 1\n"]] },
+      { numRuns: 1_000, examples: [["# TYPE x counter\n# TYPE x gauge\nx_total 1\n"], ["# TYPE x histogram\nx 0"]] },
     );
   });
 

@@ -131,6 +131,7 @@ describe("exposition reader", () => {
         "bad line here",
         'broken{x="unterminated} 1',
         "nan_value NaN",
+        "h 2",
       ].join("\n"),
     );
     expect(parsed.families.map((f) => [f.name, f.type, f.samples.length])).toEqual([
@@ -140,8 +141,9 @@ describe("exposition reader", () => {
       ["nan_value", "untyped", 1],
     ]);
     expect(parsed.families[0]?.samples[0]).toEqual({ name: "a_total", labels: [["x", "1\n2"]], value: "5", timestamp: "1700000000000" });
-    expect(parsed.errors).toHaveLength(2);
+    expect(parsed.errors).toHaveLength(3);
     expect(parsed.errors[0]).toMatch(/^line 8: bad value/);
+    expect(parsed.errors[2]).toBe("line 11: sample h does not belong to the histogram h (its samples are h_bucket, h_sum, h_count, h_created)");
     const round = renderFamilies(parsed.families, {}, false);
     expect(round).toContain('a_total{x="1\\n2"} 5 1700000000000');
     expect(renderFamilies(parsed.families, {}, true)).toContain('a_total{x="1\\n2"} 5 1700000000');
