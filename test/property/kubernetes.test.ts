@@ -93,7 +93,10 @@ describe("kubeconfig", () => {
         expect(result.error.message).not.toContain("file-token-value");
         expect(result.error.message).not.toContain("secretkeybytes");
       }),
-      { numRuns: 400 },
+      {
+        numRuns: 400,
+        examples: [["current-context: a\nclusters:\n  - name: a\n    cluster:\n      server: https://10.0.0.1:6443\ncontexts:\n  - name: a\n    context:\n      cluster: a\n      user: a\nusers:\n  - name: a\n    user:\n      token: \" \"\n", undefined]],
+      },
     );
     expect(outcomes.connected).toBeGreaterThan(5);
   });

@@ -503,6 +503,8 @@ describe("kubernetes source: failures", () => {
     await writeFile(file, stringify({ ...base, contexts: [{ name: "a", context: { cluster: "c", user: "u" } }], users: [{ name: "u", user: { exec: { command: "aws" } } }] }));
     await expect(kubeconfigConnection(file, undefined)).rejects.toThrow(/user "u" gets its credentials from an exec or auth-provider plugin/);
     await expect(kubeconfigConnection(file, "b")).rejects.toThrow(/context "b" not found; contexts are: a/);
+    await writeFile(file, stringify({ ...base, contexts: [{ name: "a", context: { cluster: "c", user: "u" } }], users: [{ name: "u", user: { token: " " } }] }));
+    await expect(kubeconfigConnection(file, undefined)).rejects.toMatchObject({ reason: "unauthorized", message: expect.stringMatching(/user "u": token is empty; set it/) });
     await writeFile(file, stringify({ ...base, contexts: [{ name: "a", context: { cluster: "c", user: "u" } }], users: [{ name: "u", user: { tokenFile: "missing-token" } }] }));
     await expect(kubeconfigConnection(file, undefined)).rejects.toMatchObject({ reason: "unauthorized", message: expect.stringMatching(/cannot read token file .*missing-token: ENOENT/) });
     await writeFile(join(dir, "token"), "file-token-value\n");

@@ -210,8 +210,11 @@ export async function kubeconfigConnection(path: string, contextName: string | u
     }
     const token = asString(user.body.token);
     const tokenFile = asString(user.body.tokenFile);
-    if (token !== undefined) credentials = staticToken(new Secret(token));
-    else if (tokenFile !== undefined) {
+    if (token !== undefined) {
+      // Surrounding whitespace is not part of a bearer token; a blank one would be sent as "Bearer " and refused.
+      if (token.trim() === "") throw new UpstreamError(`${userWhere}: token is empty; set it, or remove it and use tokenFile or a client certificate`, "unauthorized");
+      credentials = staticToken(new Secret(token.trim()));
+    } else if (tokenFile !== undefined) {
       credentials = new FileToken(isAbsolute(tokenFile) ? tokenFile : resolve(baseDir, tokenFile), userWhere, reloadMs);
       await credentials.authorization();
     }
