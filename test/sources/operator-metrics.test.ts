@@ -106,6 +106,7 @@ describe("operator metrics passthrough", () => {
     expect(text).not.toContain("workqueue_depth");
     expect(text).toMatch(/^sidecar_series_dropped_total\{source="operator-metrics"\} [1-9]\d*$/m);
     expect(rt.logs.text).toContain("series limit reached");
+    expect(rt.runtime.sources.sourceStatus("operator-metrics")?.detail).toBe("2 families merged, 1 dropped (name clash), 1 left out (series limit)");
   });
 
   it("refuses a body larger than maxBodyBytes", async () => {

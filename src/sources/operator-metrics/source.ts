@@ -28,6 +28,12 @@ function ownSampleNames(registry: MetricRegistry): Set<string> {
   return names;
 }
 
+/** "12 families merged, 1 dropped (name clash), 3 left out (series limit)": what reached /metrics and what did not. */
+export function mergeDetail(merged: number, clashes: number, overLimit: number): string {
+  const notMerged = [clashes > 0 && `${clashes} dropped (name clash)`, overLimit > 0 && `${overLimit} left out (series limit)`].filter(Boolean);
+  return [`${merged} families merged`, ...notMerged].join(", ");
+}
+
 /**
  * Scrapes the operator container's own /metrics and keeps them, rendered in both formats, for this exporter's
  * /metrics to append. Families whose names clash with ours are dropped and counted, never merged.
@@ -107,8 +113,8 @@ class OperatorMetricsDriver implements PollDriver {
     const labels = this.registry.defaultLabels;
     this.registry.setExternalText("operator", renderFamilies(merged, labels, false), renderFamilies(merged, labels, true));
     return {
-      detail: `${kept.length} families merged${clashes ? `, ${clashes} dropped (name clash)` : ""}`,
-      debug: { url: this.config.url, families: kept.length, droppedFamilies: clashes, skippedLines: parsed.errors.length },
+      detail: mergeDetail(merged.length, clashes, kept.length - merged.length),
+      debug: { url: this.config.url, families: merged.length, droppedFamilies: clashes, overLimitFamilies: kept.length - merged.length, skippedLines: parsed.errors.length },
     };
   }
 
