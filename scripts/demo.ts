@@ -121,7 +121,8 @@ export async function startDemoEnvironment(ports = { metrics: 8080, health: 8081
       dependencies: [
         { name: "kubernetes-api", type: "http", url: `${kube.url}/healthz`, headers: { Authorization: "Bearer demo-service-account-token" }, critical: true, interval, timeout: "2s" },
         { name: "talos-api", type: "source", source: "talos", critical: true, interval, timeout: "2s" },
-        { name: "etcd-backup-fresh", type: "backup", target: "s3-primary", maxAge: "25h", minBytes: 1024, interval, timeout: "2s" },
+        // The newest object is the small bundled snapshot gzip'ed (under 1 KiB); a real one is megabytes.
+        { name: "etcd-backup-fresh", type: "backup", target: "s3-primary", maxAge: "25h", minBytes: 512, interval, timeout: "2s" },
         { name: "operator-metrics-port", type: "tcp", address: operator.url.replace(/^http:\/\/([^/]+).*$/, "$1"), interval, timeout: "1s" },
       ],
     },

@@ -57,6 +57,15 @@ describe("demo", () => {
     for (const s of ["talos", "kubernetes", "tailscale", "backups", "operator-metrics"]) expect(verbose.body).toContain(`[+]source/${s} ok`);
   });
 
+  it("passes every check it configures, critical or not: a newcomer's first look shows nothing failing", async () => {
+    const failing = async () => {
+      const lines = (await get(metricsUrl)).body.split("\n").filter((l) => l.startsWith("health_check_up{"));
+      return lines.length > 0 ? lines.filter((l) => !l.endsWith(" 1")) : ["no health_check_up series yet"];
+    };
+    await eventually(async () => (await failing()).length === 0, 15_000, 200).catch(() => undefined);
+    expect(await failing()).toEqual([]);
+  }, 30_000);
+
   it("never shows a credential: logs, /debug/status, check bodies and /metrics", async () => {
     const config = parse(readFileSync(demo.configFile, "utf8")) as { sources: { talos: { talosconfig: string } } };
     const talosconfig = parse(readFileSync(config.sources.talos.talosconfig, "utf8")) as { contexts: Record<string, { key: string }> };
