@@ -27,7 +27,8 @@ const REQUIRE_BANNER = 'import { createRequire as __sidecarCreateRequire } from 
 export function buildOptions(outdir: string): BuildOptions {
   return {
     absWorkingDir: ROOT,
-    entryPoints: ["src/cli.ts"],
+    // The scrape thread's module is an entry of its own: a worker is started from a file (see serve/scrape-thread.ts).
+    entryPoints: { cli: "src/cli.ts", "scrape-worker": "src/serve/scrape-worker.ts" },
     outdir,
     bundle: true,
     splitting: true,
@@ -39,7 +40,7 @@ export function buildOptions(outdir: string): BuildOptions {
     // Stack traces need the mappings only; with --enable-source-maps Node reads and parses each chunk's map as
     // the chunk loads, so the sources themselves would only add to every start.
     sourcesContent: false,
-    // dist/ holds cli.js (the bin entry and the image's entrypoint) and a directory of the chunks it imports.
+    // dist/ holds cli.js (the bin entry and the image's entrypoint), scrape-worker.js and a directory of the chunks they import.
     chunkNames: "chunks/[name]-[hash]",
     external: ["pino-pretty"],
     banner: { js: REQUIRE_BANNER },

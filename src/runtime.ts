@@ -48,7 +48,8 @@ export class Runtime {
   readonly engine: CheckEngine;
   readonly sources: SourceRegistry;
   readonly startedAt: number;
-  #metricsServer: Listening | undefined;
+  /** The metrics server on this thread, or the scrape thread that serves the metrics port. */
+  #metricsServer: Pick<Listening, "address" | "close"> | undefined;
   #healthServer: Listening | undefined;
   #grpcServer: GrpcHealthServer | undefined;
   #tracing: Tracing | undefined;
@@ -175,12 +176,20 @@ export class Runtime {
     this.#secure = secure ? await (await import("./serve/secure/index.ts")).secureServing(config, handles, log) : PLAIN_SERVING;
     this.#debugGuard?.settle(this.#secure.debugGuard);
     if (config.metrics.enabled) {
-      const { metricsListener } = await import("./serve/metrics-server.ts");
-      const listener = await metricsListener(this.metrics, config.metrics.path, this.#secure.metricsGuard);
-      this.#metricsServer = await listenWith("metrics", listener, host, config.metrics.port, "metrics.port (or SIDECAR_METRICS_PORT)", this.#secure.tls, { maxConnections: config.limits.maxConnections });
-      if (this.#secure.tls) this.#secure.attach(this.#metricsServer.server as HttpsServer);
+      const configKey = "metrics.port (or SIDECAR_METRICS_PORT)";
       const scheme = config.metrics.secure ? `https, auth ${config.metrics.auth.mode}` : "http";
-      log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme }, "metrics server listening");
+      if (config.metrics.scrapeThread) {
+        const { ScrapeThread } = await import("./serve/scrape-thread.ts");
+        const options = { host, port: config.metrics.port, path: config.metrics.path, configKey, maxConnections: config.limits.maxConnections };
+        this.#metricsServer = await ScrapeThread.start(this.metrics, options, log);
+      } else {
+        const { metricsListener, registrySource } = await import("./serve/metrics-server.ts");
+        const listener = await metricsListener(registrySource(this.metrics), config.metrics.path, this.#secure.metricsGuard);
+        const listening = await listenWith("metrics", listener, host, config.metrics.port, configKey, this.#secure.tls, { maxConnections: config.limits.maxConnections });
+        if (this.#secure.tls) this.#secure.attach(listening.server as HttpsServer);
+        this.#metricsServer = listening;
+      }
+      log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme, ...(config.metrics.scrapeThread && { thread: "scrape" }) }, "metrics server listening");
     }
     if (config.grpcHealth.enabled) {
       const { startGrpcHealth } = await import("./serve/grpc-health.ts");

@@ -15,6 +15,7 @@ export type LoadResult = Validation & { file: string | undefined };
 export const ENV_OVERRIDES: Readonly<Record<string, readonly string[]>> = {
   SIDECAR_METRICS_PORT: ["metrics", "port"],
   SIDECAR_METRICS_SECURE: ["metrics", "secure"],
+  SIDECAR_METRICS_SCRAPE_THREAD: ["metrics", "scrapeThread"],
   SIDECAR_HEALTH_PORT: ["health", "port"],
   SIDECAR_GRPC_HEALTH_PORT: ["grpcHealth", "port"],
   SIDECAR_LOG_LEVEL: ["logging", "level"],

@@ -115,6 +115,9 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
   if (raw.metrics.secure && auth.mode === "mtls" && !auth.clientCAFile) {
     errors.push({ path: "metrics.auth.clientCAFile", message: "missing: mtls mode needs the CA that signs the scrapers' client certificates" });
   }
+  if (raw.metrics.scrapeThread && raw.metrics.secure) {
+    errors.push({ path: "metrics.scrapeThread", message: "cannot be combined with metrics.secure, whose scrapers are authenticated on the main thread; turn one of them off" });
+  }
   if (raw.debug.protect && auth.mode !== "kubernetes") {
     errors.push({ path: "debug.protect", message: `needs metrics.auth.mode kubernetes (the health port is plain HTTP, so ${auth.mode} cannot apply there)` });
   }
@@ -124,6 +127,7 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
       port: metricsPort,
       path: raw.metrics.path,
       secure: raw.metrics.secure,
+      scrapeThread: raw.metrics.scrapeThread,
       ...(tls && { tls: { certFile: tls.certFile, keyFile: tls.keyFile, reloadIntervalMs: tls.reloadInterval } }),
       auth: {
         mode: auth.mode,

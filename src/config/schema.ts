@@ -78,6 +78,8 @@ export const configSchema = z.strictObject({
       path: httpPath().default("/metrics"),
       /** HTTPS with Kubernetes authentication and authorization, as the operators serve their own metrics. */
       secure: bool().default(false),
+      /** Scrapes answered by a thread of their own, from a copy of the exposition: no wait behind the event loop. */
+      scrapeThread: bool().default(false),
       tls: z
         .strictObject({
           certFile: z.string().min(1),

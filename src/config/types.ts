@@ -73,6 +73,7 @@ export interface Config {
     port: number;
     path: string;
     secure: boolean;
+    scrapeThread: boolean;
     tls?: { certFile: string; keyFile: string; reloadIntervalMs: number };
     auth: {
       mode: "kubernetes" | "mtls" | "none";

@@ -19,6 +19,11 @@ const SYNC_GZIP_MAX = 64 * 1024;
 const GZIP_CONCURRENCY = 2;
 
 export type Form = "text" | "textGzip" | "openMetrics" | "openMetricsGzip";
+export const FORMS: readonly Form[] = ["text", "textGzip", "openMetrics", "openMetricsGzip"];
+
+export function isGzipForm(form: Form): boolean {
+  return form === "textGzip" || form === "openMetricsGzip";
+}
 
 /** One part of the exposition in every form it is served in. Empty buffers stand for "nothing to add". */
 interface Rendered {
@@ -129,6 +134,7 @@ export class CachedExposition {
   #running: Promise<void> | undefined;
   #published = false;
   #closed = false;
+  readonly #publishListeners: (() => void)[] = [];
 
   constructor(families: readonly MetricFamily[], opts: CachedExpositionOptions) {
     this.#families = families;
@@ -152,6 +158,7 @@ export class CachedExposition {
   setExtra(name: string, part: Rendered): void {
     this.#extras.set(name, part);
     this.#bodies = new Map();
+    if (this.#published) for (const listener of this.#publishListeners) listener();
   }
 
   #changed(family: MetricFamily): void {
@@ -244,6 +251,12 @@ export class CachedExposition {
     }
     this.#published = true;
     this.#bodies = new Map();
+    for (const listener of this.#publishListeners) listener();
+  }
+
+  /** Calls `listener` after each rendering is published, and after each change of an extra part. */
+  onPublish(listener: () => void): void {
+    this.#publishListeners.push(listener);
   }
 
   /** Renders every change made so far, now; resolves once it is published. */
@@ -267,9 +280,20 @@ export class CachedExposition {
   body(form: Form): Body {
     let body = this.#bodies.get(form);
     if (body) return body;
+    const parts = this.parts(form);
+    const length = parts.reduce((n, b) => n + b.length, 0);
+    body = isGzipForm(form) ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
+    this.#bodies.set(form, body);
+    return body;
+  }
+
+  /**
+   * The latest published body in one form as the buffers it is made of, none joined: the same buffer objects
+   * from one publication to the next wherever a part did not change (what the scrape thread's mirror relies on).
+   */
+  parts(form: Form): Buffer[] {
     const parts: Buffer[] = [];
-    const openMetrics = form === "openMetrics" || form === "openMetricsGzip";
-    const gzipped = form === "textGzip" || form === "openMetricsGzip";
+    const gzipped = isGzipForm(form);
     const add = (b: Buffer) => {
       if (b.length > 0) parts.push(b);
     };
@@ -279,11 +303,8 @@ export class CachedExposition {
       for (const b of gzipped ? p.bodyGzip : p.body) add(b);
     }
     for (const p of this.#extras.values()) add(p[form]);
-    if (openMetrics) parts.push(gzipped ? EOF_GZIP : EOF);
-    const length = parts.reduce((n, b) => n + b.length, 0);
-    body = gzipped ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
-    this.#bodies.set(form, body);
-    return body;
+    if (form === "openMetrics" || form === "openMetricsGzip") parts.push(gzipped ? EOF_GZIP : EOF);
+    return parts;
   }
 
   close(): void {

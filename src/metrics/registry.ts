@@ -1,6 +1,6 @@
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
-import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, textPart, type Body, type Form } from "./exposition.ts";
+import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, FORMS, textPart, type Body, type Form } from "./exposition.ts";
 import { Counter, Gauge, Histogram, type MetricFamily } from "./families.ts";
 import { toOpenMetrics } from "./text-format.ts";
 
@@ -112,10 +112,29 @@ export class MetricRegistry {
    * everything, the first time).
    */
   async exposition(openMetrics: boolean, gzipped: boolean): Promise<Exposition> {
-    if (this.#exposition.empty) await this.#exposition.flush();
-    if (this.#process && !this.#processRead) await this.#readProcessMetrics();
+    await this.#firstRendering();
     const form: Form = openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text";
     return { ...this.#exposition.body(form), contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+  }
+
+  /** Everything is rendered once, process metrics included, before the first scrape is answered. */
+  async #firstRendering(): Promise<void> {
+    if (this.#exposition.empty) await this.#exposition.flush();
+    if (this.#process && !this.#processRead) await this.#readProcessMetrics();
+  }
+
+  /**
+   * The latest rendering of every form as unjoined buffers (see CachedExposition.parts), for a copy of the
+   * exposition kept elsewhere (the scrape thread); `onPublish` says when to take them again.
+   */
+  async forms(): Promise<Record<Form, Buffer[]>> {
+    await this.#firstRendering();
+    return Object.fromEntries(FORMS.map((form) => [form, this.#exposition.parts(form)])) as Record<Form, Buffer[]>;
+  }
+
+  /** Calls `listener` each time what a scrape would be served changes. */
+  onPublish(listener: () => void): void {
+    this.#exposition.onPublish(listener);
   }
 
   /** The exposition as text with every change made so far rendered; for tests and the command line. */

@@ -44,11 +44,29 @@ function writeExposition(res: ServerResponse, exposition: Exposition, head: bool
   res.end();
 }
 
+export type ScrapeFormat = "text" | "openmetrics";
+
+/** What the metrics server serves from: the registry itself, or the copy of its exposition a scrape thread keeps. */
+export interface ScrapeSource {
+  /** The latest rendering in one form. */
+  exposition(openMetrics: boolean, gzipped: boolean): Promise<Exposition>;
+  /** Starts timing one scrape; the function returned ends it (sidecar_scrape_duration_seconds). */
+  timeScrape(format: ScrapeFormat): () => void;
+}
+
+/** The registry as a scrape source, on the thread it renders on. */
+export function registrySource(registry: MetricRegistry): ScrapeSource {
+  return {
+    exposition: (openMetrics, gzipped) => registry.exposition(openMetrics, gzipped),
+    timeScrape: (format) => registry.handles.scrapeDuration.startTimer({ format }),
+  };
+}
+
 /** One scrape: the latest rendering in the form the request asks for, timed, written to the Node response. */
-async function answerScrape(registry: MetricRegistry, accept: string | undefined, acceptEncoding: string | undefined, res: ServerResponse, head: boolean): Promise<void> {
+async function answerScrape(source: ScrapeSource, accept: string | undefined, acceptEncoding: string | undefined, res: ServerResponse, head: boolean): Promise<void> {
   const openMetrics = wantsOpenMetrics(accept);
-  const end = registry.handles.scrapeDuration.startTimer({ format: openMetrics ? "openmetrics" : "text" });
-  const exposition = await registry.exposition(openMetrics, wantsGzip(acceptEncoding));
+  const end = source.timeScrape(openMetrics ? "openmetrics" : "text");
+  const exposition = await source.exposition(openMetrics, wantsGzip(acceptEncoding));
   end();
   writeExposition(res, exposition, head);
 }
@@ -57,7 +75,7 @@ async function answerScrape(registry: MetricRegistry, accept: string | undefined
  * /metrics writes what the registry rendered when values changed: checks and sources update them on their own
  * timers, so a scrape never waits on anything outside the process and renders nothing.
  */
-export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard): Hono {
+export function metricsApp(source: ScrapeSource, path: string, guard?: Guard): Hono {
   const app = new Hono();
   app.use(noBodyOnGet);
   // The Guard reads the Node request (client certificates); the app itself needs no bindings.
@@ -68,7 +86,7 @@ export function metricsApp(registry: MetricRegistry, path: string, guard?: Guard
   );
   app.get(path, async (c) => {
     // listen() serves this app with @hono/node-server over node:http(s), whose bindings carry the Node response.
-    await answerScrape(registry, c.req.header("accept"), c.req.header("accept-encoding"), (c.env as HttpBindings).outgoing, c.req.method === "HEAD");
+    await answerScrape(source, c.req.header("accept"), c.req.header("accept-encoding"), (c.env as HttpBindings).outgoing, c.req.method === "HEAD");
     return RESPONSE_ALREADY_SENT;
   });
   app.notFound(notFound(endpoints));
@@ -89,15 +107,15 @@ function isPlainScrape(req: IncomingMessage, path: string): boolean {
  * write itself (a gzip scrape, half a megabyte, takes a tenth of a millisecond). Everything else — guarded
  * scrapes, other paths, requests with a body — goes through the app, which answers them as before.
  */
-export async function metricsListener(registry: MetricRegistry, path: string, guard?: Guard): Promise<RequestListener> {
-  const app = await appListener(metricsApp(registry, path, guard));
+export async function metricsListener(source: ScrapeSource, path: string, guard?: Guard): Promise<RequestListener> {
+  const app = await appListener(metricsApp(source, path, guard));
   if (guard) return app;
   return (req, res) => {
     if (!isPlainScrape(req, path)) {
       void app(req, res);
       return;
     }
-    answerScrape(registry, req.headers.accept, req.headers["accept-encoding"], res, req.method === "HEAD").catch((err: unknown) => {
+    answerScrape(source, req.headers.accept, req.headers["accept-encoding"], res, req.method === "HEAD").catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;

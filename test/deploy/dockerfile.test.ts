@@ -458,6 +458,18 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     expect(await exited).toBe(0);
   });
 
+  it("serves /metrics from the scrape thread, whose module the bundle holds beside cli.js", async () => {
+    const { started, stop, exited } = await startEntrypoint([], { SIDECAR_HEALTH_PORT: "0", SIDECAR_METRICS_PORT: "0", SIDECAR_GRPC_HEALTH_PORT: "0", SIDECAR_METRICS_SCRAPE_THREAD: "true" });
+    try {
+      const metrics = await get(`http://127.0.0.1:${started.metrics.slice(started.metrics.lastIndexOf(":") + 1)}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
+    } finally {
+      stop();
+    }
+    expect(await exited).toBe(0);
+  });
+
   it("exits 2 on an invalid configuration, naming the field, before any server listens", async () => {
     const configFile = join(work, "invalid.yaml");
     writeFileSync(configFile, ["metrics: { port: 70000 }", "health: { port: 0 }", "logging: { format: json }"].join("\n"));

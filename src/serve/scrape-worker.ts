@@ -1,0 +1,72 @@
+/**
+ * The scrape thread (metrics.scrapeThread): a worker that owns the metrics port and answers scrapes from its own
+ * copy of the exposition, which the main thread keeps current (see scrape-thread.ts). The main thread renders;
+ * this thread only writes bytes, so a scrape is answered at once even while the main thread is busy decoding a
+ * source's answer or collecting garbage.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { errorMessage } from "../errors.ts";
+import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, type Exposition } from "../metrics/registry.ts";
+import { MirrorReceiver } from "./exposition-mirror.ts";
+import type { ScrapeThreadOptions, ToMain, ToScrapeThread } from "./scrape-thread-protocol.ts";
+import { listenWith } from "./listen.ts";
+import { metricsListener, type ScrapeFormat, type ScrapeSource } from "./metrics-server.ts";
+
+/** Scrape durations are sent to the main thread's histogram in batches, at most this often. */
+const REPORT_EVERY_MS = 1_000;
+
+const port = parentPort;
+if (!port) throw new Error("scrape-worker.ts runs as a worker thread, started by scrape-thread.ts");
+const options = workerData as ScrapeThreadOptions;
+const send = (message: ToMain) => port.postMessage(message);
+
+const mirror = new MirrorReceiver();
+/** Scrapes that arrive before the first exposition wait for it, as they would for the first rendering. */
+let waiting: (() => void)[] = [];
+let durations: [ScrapeFormat, number][] = [];
+
+const source: ScrapeSource = {
+  async exposition(openMetrics, gzipped): Promise<Exposition> {
+    if (!mirror.ready) await new Promise<void>((resolve) => waiting.push(resolve));
+    const body = mirror.body(openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text");
+    return { ...body, contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+  },
+  timeScrape(format) {
+    const began = performance.now();
+    return () => {
+      durations.push([format, (performance.now() - began) / 1000]);
+    };
+  },
+};
+
+setInterval(() => {
+  if (durations.length === 0) return;
+  send({ type: "scrapes", durations });
+  durations = [];
+}, REPORT_EVERY_MS).unref();
+
+try {
+  const listening = await listenWith("metrics", await metricsListener(source, options.path), options.host, options.port, options.configKey, undefined, { maxConnections: options.maxConnections });
+  port.on("message", (message: ToScrapeThread) => {
+    if (message.type === "update") {
+      try {
+        mirror.apply(message.update);
+      } catch (err) {
+        // The two sides disagree on what was sent: the main thread starts a new thread, which gets everything.
+        send({ type: "failed", message: `cannot apply an exposition update: ${errorMessage(err)}` });
+        return;
+      }
+      for (const resolve of waiting) resolve();
+      waiting = [];
+      return;
+    }
+    void listening.close(message.graceMs).then(() => {
+      if (durations.length > 0) send({ type: "scrapes", durations });
+      port.close();
+    });
+  });
+  send({ type: "listening", address: listening.address, port: listening.port });
+} catch (err) {
+  send({ type: "failed", message: errorMessage(err) });
+  port.close();
+}
