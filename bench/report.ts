@@ -60,7 +60,7 @@ export interface Results {
   date: string;
   machine: { cpu: string; cores: number; memoryGiB: number; kernel: string; node: string; loadAverageAtStart: string; loadAverageAtEnd: string };
   tools: Record<string, string>;
-  settings: { c1DurationS: number; c10DurationS: number; growthDurationS: number; checksWindowS: number; quick: boolean };
+  settings: { c1DurationS: number; c10DurationS: number; growthDurationS: number; checksWindowS: number; quick: boolean; scrapeThread?: boolean };
   workload: {
     talosNodes: number;
     talosServicesPerNode: number;
@@ -331,7 +331,8 @@ export function markdown(r: Results): string {
     "",
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB.toFixed(0)} GiB, Linux ${r.machine.kernel}; Node.js ${r.machine.node}; ` +
       `load average ${r.machine.loadAverageAtStart} at start, ${r.machine.loadAverageAtEnd} at the end. ` +
-      `Tools: ${Object.entries(r.tools).map(([k, v]) => `${k} ${v}`).join(", ")}.${r.settings.quick ? " **Quick run: short durations, numbers are indicative only.**" : ""}`,
+      `Tools: ${Object.entries(r.tools).map(([k, v]) => `${k} ${v}`).join(", ")}.${r.settings.quick ? " **Quick run: short durations, numbers are indicative only.**" : ""}` +
+      (r.settings.scrapeThread ? " The exporter served /metrics from its scrape thread (`metrics.scrapeThread: true`)." : ""),
     "",
     "## Workload",
     "",

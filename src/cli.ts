@@ -30,8 +30,8 @@ Options:
   -v, --version        print the version and exit
   -h, --help           print this help and exit
 
-Environment overrides: SIDECAR_METRICS_PORT, SIDECAR_METRICS_SECURE, SIDECAR_HEALTH_PORT, SIDECAR_GRPC_HEALTH_PORT,
-SIDECAR_LOG_LEVEL, SIDECAR_LOG_FORMAT.
+Environment overrides: SIDECAR_METRICS_PORT, SIDECAR_METRICS_SECURE, SIDECAR_METRICS_SCRAPE_THREAD,
+SIDECAR_HEALTH_PORT, SIDECAR_GRPC_HEALTH_PORT, SIDECAR_LOG_LEVEL, SIDECAR_LOG_FORMAT.
 
 Exit codes: 0 ok, 1 runtime failure (or a failing check with 'check'), 2 invalid usage or configuration.
 `;
