@@ -7,7 +7,8 @@
  *
  * --quick shortens every run (for trying the benchmark out; it then writes nothing unless --write is given).
  * --scales names the growth report's scales besides 50k, which always runs ("" for none).
- * --scrape-thread measures the exporter serving /metrics from its scrape thread (metrics.scrapeThread: true).
+ * --scrape-thread measures the exporter serving /metrics from its scrape thread (metrics.scrapeThread: true), and
+ * writes BENCHMARKS-scrape-thread.md and bench/results-scrape-thread.json instead.
  * --render only rewrites BENCHMARKS.md from bench/results.json (after a change to the report's wording).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -63,8 +64,9 @@ const WARMUP_S = QUICK ? 5 : 10;
 const COLD_RUNS = QUICK ? 2 : 5;
 /** One-scraper runs at the other scales of the growth report. */
 const GROWTH_S = QUICK ? 4 : 10;
-const RESULTS_FILE = join(ROOT, "bench", "results.json");
-const BENCHMARKS_FILE = join(ROOT, "BENCHMARKS.md");
+/** A run with the scrape thread is written beside the default one, not over it. */
+const RESULTS_FILE = join(ROOT, "bench", SCRAPE_THREAD ? "results-scrape-thread.json" : "results.json");
+const BENCHMARKS_FILE = join(ROOT, SCRAPE_THREAD ? "BENCHMARKS-scrape-thread.md" : "BENCHMARKS.md");
 const GROWTH_SCALES = (flags.scales ?? "").split(",").filter((s): s is "5k" | "200k" => s === "5k" || s === "200k");
 
 const closers = new Set<() => Promise<void>>();
