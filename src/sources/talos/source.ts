@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { UpstreamError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -83,6 +84,9 @@ export class TalosDriver implements PollDriver {
     const firstVersion = await client.call("Version", {}, first, opts);
     const siblings = new AbortController();
     const together: CallOptions = { signal: AbortSignal.any([signal, siblings.signal]), deadline };
+    // Every call listens on the shared signal: a large cluster's calls are more than Node's default of ten listeners
+    // before it warns of a leak that is none.
+    setMaxListeners(4 * (rest.length + 1), together.signal);
     const all = (rpc: Parameters<TalosClient["call"]>[0], request: object, groups: readonly string[][]) => groups.map((nodes) => client.call(rpc, request, nodes, together));
     const calls = [
       all("Version", {}, rest),
