@@ -53,8 +53,9 @@ export class ScrapeThread {
   /** Starts the thread; resolves once it listens, rejects with its reason when it cannot. */
   static async start(registry: MetricRegistry, options: ScrapeThreadOptions, log: Logger): Promise<ScrapeThread> {
     const thread = new ScrapeThread(registry, options, log);
-    await thread.#spawn();
+    // Listening first: a rendering published while the thread starts is sent after the first one, not missed.
     registry.onPublish(() => thread.#send());
+    await thread.#spawn();
     return thread;
   }
 
