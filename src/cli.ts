@@ -11,6 +11,7 @@ import { loadConfig, type LoadResult } from "./config/load.ts";
 import type { Finding } from "./config/resolve.ts";
 import type { Config } from "./config/types.ts";
 import { errorMessage } from "./errors.ts";
+import type { Logger } from "./log.ts";
 import { scrub } from "./secret.ts";
 import { VERSION } from "./version.ts";
 
@@ -117,6 +118,18 @@ async function runChecksOnce(config: Config): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
+/**
+ * Node's process warnings (a library's deprecation, such as grpc-js giving an IP address as the TLS server name
+ * when a Talos endpoint is one) become log lines in the configured format, instead of bare text on stderr among
+ * the JSON. Node prints them with a listener of its own, which this replaces.
+ */
+function logProcessWarnings(log: Logger): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (warning: Error & { code?: string }) => {
+    log.warn({ warning: warning.name, ...(warning.code !== undefined && { code: warning.code }), detail: warning.message }, "Node.js process warning");
+  });
+}
+
 async function serve(config: Config, file: string | undefined): Promise<void> {
   const { Runtime } = await import("./runtime.ts");
   // The health server listens before logging and the rest are loaded, so the process is live from here on; a
@@ -125,6 +138,7 @@ async function serve(config: Config, file: string | undefined): Promise<void> {
   const { createLogging } = await import("./log.ts");
   const logging = createLogging(config.logging);
   const log = logging.component("main");
+  logProcessWarnings(log);
   let runtime: Awaited<ReturnType<typeof Runtime.start>>;
   try {
     if ("failed" in health) throw health.failed;

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -85,6 +88,20 @@ describe("command line", () => {
     expect(await bad.exited).toBe(1);
     expect(bad.stdout()).toMatch(/^db\s+tcp\s+FAIL\s+\d+ms\s+connect ECONNREFUSED 127.0.0.1:1$/m);
     expect(bad.stdout()).toContain("1/2 passed");
+  });
+
+  it("logs Node's process warnings as log lines, not bare text on stderr", async () => {
+    // A warning emitted once the exporter runs, as a library's deprecation would be: on SIGUSR2, sent once it has started.
+    const emitter = join(mkdtempSync(join(tmpdir(), "sidecar-warning-")), "emit.mjs");
+    writeFileSync(emitter, 'process.on("SIGUSR2", () => process.emitWarning("ServerName is an IP address", "DeprecationWarning", "DEP0123"));\n');
+    const run = runCli(["--config", writeConfig({ ...EPHEMERAL, logging: { level: "info" } })], { NODE_OPTIONS: `--import=${emitter}` });
+    await eventually(() => run.stdout().includes("sidecar-exporter started"), 10_000);
+    run.child.kill("SIGUSR2");
+    const line = await eventually(() => run.stdout().split("\n").find((l) => l.includes("Node.js process warning")), 10_000);
+    expect(JSON.parse(line)).toMatchObject({ level: "warn", component: "main", warning: "DeprecationWarning", code: "DEP0123", detail: "ServerName is an IP address" });
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    expect(run.stderr()).not.toContain("DeprecationWarning");
   });
 
   it("on SIGTERM fails readiness, tells gRPC watchers, drains and exits 0", async () => {
