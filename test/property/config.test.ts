@@ -4,7 +4,8 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { loadConfig, validateConfig, type Validation } from "../../src/config/load.ts";
+import { loadConfig, quickRead, validateConfig, type Validation } from "../../src/config/load.ts";
+import { outcome } from "./outcome.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const SEEDS = ["test/fixtures/seed-config.yaml", "examples/demo.yaml", "k8s/base/config.yaml"].map(
@@ -104,6 +105,31 @@ function mutate(doc: unknown, m: Mutation): unknown {
   return root.doc;
 }
 
+/** A seed configuration as YAML text after random changes, cut short or spliced with arbitrary text. */
+const seedText = fc
+  .tuple(fc.nat(SEEDS.length - 1), fc.array(mutation, { maxLength: 4 }), fc.nat(), fc.string({ maxLength: 40 }), fc.boolean())
+  .map(([seed, mutations, cut, splice, truncate]) => {
+    let doc: unknown = structuredClone(SEEDS[seed]);
+    for (const m of mutations) doc = mutate(doc, m);
+    const yaml = (stringify(doc) as string | undefined) ?? "";
+    const at = cut % (yaml.length + 1);
+    return truncate ? yaml.slice(0, at) : yaml.slice(0, at) + splice + yaml.slice(at);
+  });
+
+/** Scalars and punctuation where YAML readers are known to part ways. */
+const yamlToken = fc.constantFrom(
+  "~", "null", "Null", "NULL", "true", "True", "TRUE", "yes", "on", "0x1F", "0o17", "017", "0b11", "1_000", "+12", "-0",
+  ".5", "1.", "1e3", "1E+3", ".inf", "-.Inf", ".nan", "2001-12-14", "12:30:45", "'a''b'", '"a\\tb"', '"\\u00e9"', "|",
+  ">-", "- ", "? ", ": ", "{", "}", "[", "]", ",", "#", "\t", "\n", "\n  ", "\r\n", "\ufeff", "---", "...", "<<", "__proto__",
+  "a", "b", " ", ":", "-", "&", "*", "!", "a&b", "x!y", "p*q", "?a=1&b=2", "&x ", "*x", "!!str ", "!t ",
+);
+const yamlText = fc.oneof(
+  seedText,
+  value.map((doc) => (stringify(doc) as string | undefined) ?? ""),
+  value.map((doc) => (stringify(doc, { collectionStyle: "flow" }) as string | undefined) ?? ""),
+  fc.array(yamlToken, { maxLength: 30 }).map((tokens) => tokens.join("")),
+);
+
 function validate(doc: unknown): Validation {
   // validateConfig drops unknown keys from what it is given; the generated value stays intact for reporting.
   return validateConfig(structuredClone(doc));
@@ -169,22 +195,28 @@ describe("config loader: any document yields a config or field-path errors, neve
 
   it("loadConfig over YAML text: mutated seeds, cut short or spliced with arbitrary text", async () => {
     const file = join(dir, "text.yaml");
-    const text = fc
-      .tuple(fc.nat(SEEDS.length - 1), fc.array(mutation, { maxLength: 4 }), fc.nat(), fc.string({ maxLength: 40 }), fc.boolean())
-      .map(([seed, mutations, cut, splice, truncate]) => {
-        let doc: unknown = structuredClone(SEEDS[seed]);
-        for (const m of mutations) doc = mutate(doc, m);
-        const yaml = (stringify(doc) as string | undefined) ?? "";
-        const at = cut % (yaml.length + 1);
-        return truncate ? yaml.slice(0, at) : yaml.slice(0, at) + splice + yaml.slice(at);
-      });
     await fc.assert(
-      fc.asyncProperty(text, async (yaml) => {
+      fc.asyncProperty(seedText, async (yaml) => {
         writeFileSync(file, yaml);
         expectWellFormed(await loadConfig(file, {}));
       }),
       { numRuns: 150 },
     );
+  });
+
+  it("a quick reading, whenever one is offered, is what yaml reads", async () => {
+    let offered = 0;
+    await fc.assert(
+      fc.asyncProperty(yamlText, async (text) => {
+        const quick = await quickRead(text);
+        if (quick === undefined) return;
+        offered++;
+        const slow = outcome(() => parse(text, { uniqueKeys: true, logLevel: "error" }) as unknown);
+        expect(slow).toEqual({ ok: true, value: quick });
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(offered).toBeGreaterThan(200);
   });
 
   it("loadConfig with arbitrary environment overrides", async () => {
