@@ -85,7 +85,7 @@ export function metricsApp(source: ScrapeSource, path: string, guard?: Guard): H
     c.json({ name: "sidecar-exporter", endpoints: [{ path, description: "Prometheus metrics (text or OpenMetrics by Accept header)" }] }),
   );
   app.get(path, async (c) => {
-    // listen() serves this app with @hono/node-server over node:http(s), whose bindings carry the Node response.
+    // appListener() serves this app with @hono/node-server over node:http(s), whose bindings carry the Node response.
     await answerScrape(source, c.req.header("accept"), c.req.header("accept-encoding"), (c.env as HttpBindings).outgoing, c.req.method === "HEAD");
     return RESPONSE_ALREADY_SENT;
   });
