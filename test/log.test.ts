@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { validateConfig } from "../src/config/load.ts";
 import type { LoggingConfig } from "../src/config/types.ts";
 import { createLogging, errorMessage } from "../src/log.ts";
-import { Secret, rememberSecret } from "../src/secret.ts";
+import { MAX_ROTATING_SECRETS, Secret, rememberSecret, scrub } from "../src/secret.ts";
 import { runCli, writeConfig } from "./cli-process.ts";
 import { LogCapture, eventually, get, httpServer, type TestServer } from "./helpers.ts";
 
@@ -38,6 +38,23 @@ describe("logging", () => {
     log.error({ err: errorMessage(new Error("auth failed for planted-in-message-5555")) }, "failed");
     expect(out.text).not.toContain("planted-in-message-5555");
     expect(out.text).toContain("bad key [REDACTED]");
+  });
+
+  it("forgets the least recently seen rotated tokens beyond a bound, never one in use nor the configuration's", () => {
+    const configured = new Secret("configured-header-7777");
+    const inUse = new Secret("oauth-token-in-use-6666", { rotating: true });
+    const first = "rotated-token-0000";
+    rememberSecret(first, { rotating: true });
+    for (let i = 1; i <= MAX_ROTATING_SECRETS; i++) {
+      rememberSecret(`rotated-token-${String(i).padStart(4, "0")}`, { rotating: true });
+      // A token in use is revealed at each use, and so seen again.
+      if (i % 100 === 0) inUse.reveal();
+    }
+    expect(scrub(`old ${first}`)).toBe(`old ${first}`);
+    expect(scrub(`new rotated-token-${MAX_ROTATING_SECRETS}`)).toBe("new [REDACTED]");
+    expect(scrub("token oauth-token-in-use-6666")).toBe("token [REDACTED]");
+    expect(scrub("header configured-header-7777")).toBe("header [REDACTED]");
+    expect(configured.reveal()).toBe("configured-header-7777");
   });
 
   it("gives components their own level and adds the static fields", () => {

@@ -70,7 +70,7 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
     } catch (err) {
       throw new UpstreamError(`cannot read bearerTokenFile ${file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
     }
-    new Secret(token); // registers the value so it is scrubbed from anything printed later
+    new Secret(token, { rotating: true }); // registers the value so it is scrubbed from anything printed later
     return { ...fixedHeaders, authorization: `Bearer ${token}` };
   }
 

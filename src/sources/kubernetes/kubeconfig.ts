@@ -67,7 +67,7 @@ export class FileToken implements Credentials {
       try {
         const value = (await readFile(this.path, "utf8")).trim();
         if (value === "") throw Object.assign(new Error("empty"), { code: "EMPTY" });
-        this.#token = new Secret(value);
+        this.#token = new Secret(value, { rotating: true });
         this.#readAt = Date.now();
       } catch (err) {
         if (!this.#token) {

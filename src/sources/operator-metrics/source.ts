@@ -70,7 +70,7 @@ class OperatorMetricsDriver implements PollDriver {
       } catch (err) {
         throw new UpstreamError(`cannot read bearerTokenFile ${this.config.bearerTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
       }
-      new Secret(token); // remembered, so it is scrubbed from anything printed
+      new Secret(token, { rotating: true }); // remembered, so it is scrubbed from anything printed
       headers.authorization = `Bearer ${token}`;
     }
     return headers;

@@ -100,9 +100,9 @@ class OAuthAuth implements Authenticator {
 
   async authorize(signal: AbortSignal): Promise<Credential> {
     const cached = this.#token;
-    if (cached && this.opts.now() < cached.refreshAt) return { authorization: new Secret(`Bearer ${cached.token.reveal()}`), cached: true };
+    if (cached && this.opts.now() < cached.refreshAt) return { authorization: new Secret(`Bearer ${cached.token.reveal()}`, { rotating: true }), cached: true };
     const fresh = await this.#fetch(signal);
-    return { authorization: new Secret(`Bearer ${fresh.token.reveal()}`), cached: false };
+    return { authorization: new Secret(`Bearer ${fresh.token.reveal()}`, { rotating: true }), cached: false };
   }
 
   invalidate(): boolean {
@@ -147,7 +147,7 @@ class OAuthAuth implements Authenticator {
     if (!parsed.success) throw new UpstreamError(`${what}: the token response has no usable access_token/expires_in`, "decode");
     const lifeMs = parsed.data.expires_in !== undefined ? parsed.data.expires_in * 1000 : DEFAULT_TOKEN_TTL_MS;
     const token: CachedToken = {
-      token: new Secret(parsed.data.access_token),
+      token: new Secret(parsed.data.access_token, { rotating: true }),
       obtainedAt,
       // Counted from before the request was sent, so the token is never believed to live longer than it does.
       expiresAt: obtainedAt + lifeMs,
