@@ -5,7 +5,7 @@
  * and the stretches are summed per cause. These stretches are what the tails of scrape latency and event-loop
  * delay are made of.
  *
- *   node --import tsx bench/stalls.ts [--window 60] [--threshold 5] [--warmup 20] [--out FILE]
+ *   node --import tsx bench/stalls.ts [--window 60] [--threshold 5] [--warmup 20] [--out FILE] [--node-args "FLAGS"]
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -112,6 +112,7 @@ async function main(): Promise<void> {
       threshold: { type: "string", default: "5" },
       warmup: { type: "string", default: "20" },
       out: { type: "string" },
+      "node-args": { type: "string" },
     },
   });
   const windowS = Number(values.window);
@@ -122,7 +123,9 @@ async function main(): Promise<void> {
   });
   try {
     up = await startUpstreams(SCALES["50k"]);
-    const ex = await launchExporter(up, "stalls", true);
+    // --node-args replaces the image entrypoint's node flags ("" for none): V8's heap settings move the collections.
+    const nodeArgs = values["node-args"]?.split(" ").filter(Boolean);
+    const ex = await launchExporter(up, "stalls", true, nodeArgs === undefined ? {} : { nodeArgs });
     await waitComplete(ex, true, 180_000);
     log(`complete; warming up ${values.warmup} s, then ${windowS} s of one scraper while profiling`);
     await sleep(Number(values.warmup) * 1000);
