@@ -119,14 +119,25 @@ async function runChecksOnce(config: Config): Promise<number> {
 }
 
 /**
- * Node's process warnings (a library's deprecation, such as grpc-js giving an IP address as the TLS server name
- * when a Talos endpoint is one) become log lines in the configured format, instead of bare text on stderr among
- * the JSON. Node prints them with a listener of its own, which this replaces.
+ * Warnings that say nothing a user can act on, logged at debug with the reason. DEP0123: grpc-js gives a Talos
+ * endpoint's address as the TLS server name when the endpoint is an IP address, as talosconfig endpoints usually
+ * are; Node ignores it for SNI and still checks the certificate against the address.
+ */
+const KNOWN_WARNINGS: Readonly<Record<string, string>> = {
+  DEP0123: "grpc-js names an IP address as the TLS server name for a Talos endpoint given by address; the certificate is still checked against the address",
+};
+
+/**
+ * Node's process warnings (a library's deprecation, a listener leak) become log lines in the configured format,
+ * instead of bare text on stderr among the JSON. Node prints them with a listener of its own, which this replaces.
  */
 function logProcessWarnings(log: Logger): void {
   process.removeAllListeners("warning");
   process.on("warning", (warning: Error & { code?: string }) => {
-    log.warn({ warning: warning.name, ...(warning.code !== undefined && { code: warning.code }), detail: warning.message }, "Node.js process warning");
+    const fields = { warning: warning.name, ...(warning.code !== undefined && { code: warning.code }), detail: warning.message };
+    const known = warning.code === undefined ? undefined : KNOWN_WARNINGS[warning.code];
+    if (known !== undefined) log.debug({ ...fields, why: known }, "Node.js process warning, known and harmless");
+    else log.warn(fields, "Node.js process warning");
   });
 }
 
