@@ -1,9 +1,9 @@
-import { readFile } from "node:fs/promises";
 import type { Agent } from "undici";
 import type { HttpCheckSpec } from "../config/types.ts";
-import { UpstreamError, reasonForStatus } from "../errors.ts";
+import { reasonForStatus } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { httpUpstream, traced, tracingOn } from "../tracing/spans.ts";
+import { bearerFromFile } from "../http/bearer-token.ts";
 import { exchange, type Answer, type ExchangeTarget } from "./http-exchange.ts";
 import { leasePool, type PoolLease } from "./http-pool.ts";
 import { readTlsMaterial } from "./tls-files.ts";
@@ -62,20 +62,8 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
     return out;
   }
 
-  /** Read on every run: projected service-account tokens are rotated on disk. */
-  async function withToken(file: string): Promise<Record<string, string>> {
-    let token: string;
-    try {
-      token = (await readFile(file, "utf8")).trim();
-    } catch (err) {
-      throw new UpstreamError(`cannot read bearerTokenFile ${file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
-    }
-    new Secret(token, { rotating: true }); // registers the value so it is scrubbed from anything printed later
-    return { ...fixedHeaders, authorization: `Bearer ${token}` };
-  }
-
   async function send(signal: AbortSignal): Promise<Answer> {
-    const headers = spec.bearerTokenFile === undefined ? fixedHeaders : await withToken(spec.bearerTokenFile);
+    const headers = spec.bearerTokenFile === undefined ? fixedHeaders : { ...fixedHeaders, authorization: await bearerFromFile(spec.bearerTokenFile) };
     return exchange(agent ?? (await dispatcher()), target, headers, signal);
   }
 

@@ -1,12 +1,11 @@
-import { readFile } from "node:fs/promises";
 import { type Agent, request } from "undici";
 import { readTlsMaterial } from "../../checks/tls-files.ts";
+import { bearerFromFile } from "../../http/bearer-token.ts";
 import { readCapped } from "../../http/body.ts";
 import { upstreamAgent } from "../../http/agent.ts";
 import { UpstreamError, reasonForStatus } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricRegistry } from "../../metrics/registry.ts";
-import { Secret } from "../../secret.ts";
 import { httpUpstream, traced } from "../../tracing/spans.ts";
 import { SOURCE_NAMES, type OperatorMetricsSourceConfig, type Schedule } from "../config.ts";
 import { PolledSource } from "../poller.ts";
@@ -63,16 +62,7 @@ class OperatorMetricsDriver implements PollDriver {
 
   async #headers(): Promise<Record<string, string>> {
     const headers: Record<string, string> = { accept: ACCEPT, "user-agent": "sidecar-exporter" };
-    if (this.config.bearerTokenFile !== undefined) {
-      let token: string;
-      try {
-        token = (await readFile(this.config.bearerTokenFile, "utf8")).trim();
-      } catch (err) {
-        throw new UpstreamError(`cannot read bearerTokenFile ${this.config.bearerTokenFile}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`, "unauthorized");
-      }
-      new Secret(token, { rotating: true }); // remembered, so it is scrubbed from anything printed
-      headers.authorization = `Bearer ${token}`;
-    }
+    if (this.config.bearerTokenFile !== undefined) headers.authorization = await bearerFromFile(this.config.bearerTokenFile);
     return headers;
   }
 
