@@ -442,14 +442,18 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     expect(snapshot(app)).toBe(fingerprint);
   });
 
+  /** Every port from the environment, each one the system picks. */
+  const EPHEMERAL_PORTS = { SIDECAR_HEALTH_PORT: "0", SIDECAR_METRICS_PORT: "0", SIDECAR_GRPC_HEALTH_PORT: "0" };
+  /** A path on the loopback at the port of an address the exporter logged ("0.0.0.0:PORT"). */
+  const local = (address: string, path: string) => `http://127.0.0.1:${address.slice(address.lastIndexOf(":") + 1)}${path}`;
+
   it("starts with no configuration at all, the ports from the environment, and answers /healthz and /metrics", async () => {
-    const { started, stop, exited } = await startEntrypoint([], { SIDECAR_HEALTH_PORT: "0", SIDECAR_METRICS_PORT: "0", SIDECAR_GRPC_HEALTH_PORT: "0" });
+    const { started, stop, exited } = await startEntrypoint([], EPHEMERAL_PORTS);
     try {
-      const port = (address: string) => address.slice(address.lastIndexOf(":") + 1);
-      const health = await get(`http://127.0.0.1:${port(started.health)}/healthz`);
+      const health = await get(local(started.health, "/healthz"));
       expect(health).toMatchObject({ status: 200, body: "ok" });
-      expect((await get(`http://127.0.0.1:${port(started.health)}/readyz`)).status).toBe(200);
-      const metrics = await get(`http://127.0.0.1:${port(started.metrics)}/metrics`);
+      expect((await get(local(started.health, "/readyz"))).status).toBe(200);
+      const metrics = await get(local(started.metrics, "/metrics"));
       expect(metrics.status).toBe(200);
       expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
     } finally {
@@ -459,9 +463,9 @@ describe("the runtime stage's layout, assembled without Docker", () => {
   });
 
   it("serves /metrics from the scrape thread, whose module the bundle holds beside cli.js", async () => {
-    const { started, stop, exited } = await startEntrypoint([], { SIDECAR_HEALTH_PORT: "0", SIDECAR_METRICS_PORT: "0", SIDECAR_GRPC_HEALTH_PORT: "0", SIDECAR_METRICS_SCRAPE_THREAD: "true" });
+    const { started, stop, exited } = await startEntrypoint([], { ...EPHEMERAL_PORTS, SIDECAR_METRICS_SCRAPE_THREAD: "true" });
     try {
-      const metrics = await get(`http://127.0.0.1:${started.metrics.slice(started.metrics.lastIndexOf(":") + 1)}/metrics`);
+      const metrics = await get(local(started.metrics, "/metrics"));
       expect(metrics.status).toBe(200);
       expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
     } finally {
