@@ -25,6 +25,11 @@ export function isGzipForm(form: Form): boolean {
   return form === "textGzip" || form === "openMetricsGzip";
 }
 
+/** The form a scrape asks for. */
+export function formOf(openMetrics: boolean, gzipped: boolean): Form {
+  return openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text";
+}
+
 /** One part of the exposition in every form it is served in. Empty buffers stand for "nothing to add". */
 interface Rendered {
   /** Text format header (or the whole part, for parts that are not a single family). */
@@ -78,6 +83,16 @@ async function gzipAll(buffers: readonly Buffer[]): Promise<Buffer[]> {
 export interface Body {
   readonly parts: readonly Buffer[];
   readonly length: number;
+}
+
+/**
+ * The body of one form from its parts. The plain forms are the parts themselves (megabytes, not copied); the
+ * compressed ones, a tenth of that in a few hundred gzip members, are joined into one buffer, so a scrape is one
+ * write of one buffer, as from a static file.
+ */
+export function bodyOf(form: Form, parts: Buffer[]): Body {
+  const length = parts.reduce((n, b) => n + b.length, 0);
+  return isGzipForm(form) ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
 }
 
 export interface CachedExpositionOptions {
@@ -273,16 +288,12 @@ export class CachedExposition {
   }
 
   /**
-   * The latest published body in one form. The plain forms are the parts' own buffers (megabytes, not copied);
-   * the compressed ones, a tenth of that in a few hundred gzip members, are joined into one buffer, so a scrape
-   * is one write of one buffer, as from a static file.
+   * The latest published body in one form (see bodyOf), made once per publication.
    */
   body(form: Form): Body {
     let body = this.#bodies.get(form);
     if (body) return body;
-    const parts = this.parts(form);
-    const length = parts.reduce((n, b) => n + b.length, 0);
-    body = isGzipForm(form) ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
+    body = bodyOf(form, this.parts(form));
     this.#bodies.set(form, body);
     return body;
   }

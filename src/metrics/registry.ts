@@ -1,6 +1,6 @@
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
-import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, FORMS, textPart, type Body, type Form } from "./exposition.ts";
+import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, FORMS, formOf, textPart, type Body, type Form } from "./exposition.ts";
 import { Counter, Gauge, Histogram, type MetricFamily } from "./families.ts";
 import { toOpenMetrics } from "./text-format.ts";
 
@@ -15,6 +15,11 @@ export type MetricHandles = { [K in MetricKey]: Instance<(typeof METRICS)[K]> };
 
 export const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/** A body as the answer to a scrape in that format and encoding. */
+export function asExposition(body: Body, openMetrics: boolean, gzipped: boolean): Exposition {
+  return { ...body, contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+}
 
 /**
  * Process metrics change all the time and take prom-client a couple of milliseconds to read, so they are read on
@@ -113,8 +118,7 @@ export class MetricRegistry {
    */
   async exposition(openMetrics: boolean, gzipped: boolean): Promise<Exposition> {
     await this.#firstRendering();
-    const form: Form = openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text";
-    return { ...this.#exposition.body(form), contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+    return asExposition(this.#exposition.body(formOf(openMetrics, gzipped)), openMetrics, gzipped);
   }
 
   /** Everything is rendered once, process metrics included, before the first scrape is answered. */

@@ -1,4 +1,4 @@
-import { FORMS, isGzipForm, type Body, type Form } from "../metrics/exposition.ts";
+import { bodyOf, FORMS, type Body, type Form } from "../metrics/exposition.ts";
 
 /**
  * One publication of the exposition, as the main thread sends it to the scrape thread: every form as a list of
@@ -93,8 +93,7 @@ export class MirrorReceiver {
     if (body) return body;
     const parts = this.#forms[form];
     if (parts === undefined) throw new Error("no exposition received yet");
-    const length = parts.reduce((sum, b) => sum + b.length, 0);
-    body = isGzipForm(form) ? { parts: [Buffer.concat(parts, length)], length } : { parts, length };
+    body = bodyOf(form, parts);
     this.#bodies.set(form, body);
     return body;
   }

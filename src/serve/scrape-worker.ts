@@ -6,7 +6,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { errorMessage } from "../errors.ts";
-import { OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, type Exposition } from "../metrics/registry.ts";
+import { formOf } from "../metrics/exposition.ts";
+import { asExposition, type Exposition } from "../metrics/registry.ts";
 import { MirrorReceiver } from "./exposition-mirror.ts";
 import type { ScrapeThreadOptions, ToMain, ToScrapeThread } from "./scrape-thread-protocol.ts";
 import { listenWith } from "./listen.ts";
@@ -28,8 +29,7 @@ let durations: [ScrapeFormat, number][] = [];
 const source: ScrapeSource = {
   async exposition(openMetrics, gzipped): Promise<Exposition> {
     if (!mirror.ready) await new Promise<void>((resolve) => waiting.push(resolve));
-    const body = mirror.body(openMetrics ? (gzipped ? "openMetricsGzip" : "openMetrics") : gzipped ? "textGzip" : "text");
-    return { ...body, contentType: openMetrics ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE, gzipped };
+    return asExposition(mirror.body(formOf(openMetrics, gzipped)), openMetrics, gzipped);
   },
   timeScrape(format) {
     const began = performance.now();
