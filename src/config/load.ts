@@ -217,9 +217,7 @@ export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEn
     // A file that reads quickly and validates is done; any other is read again by yaml, to say where it is wrong.
     const quick = await quickRead(text);
     if (quick) {
-      const origins = new Map<string, string>();
-      applyEnv(quick, env, origins);
-      const validation = validateConfig(quick, origins);
+      const validation = validateWithEnv(quick, env);
       if (validation.ok) return { ...validation, file };
     }
     const { LineCounter, parseDocument } = await yaml();
@@ -252,8 +250,13 @@ export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEn
       return { ok: false, errors: [{ path: file, message: `the top level must be a mapping of sections (metrics, health, healthChecks, logging), got ${describe(doc)}` }], warnings: [], file };
     }
   }
-  const origins = new Map<string, string>();
-  applyEnv(doc as Record<string, unknown>, env, origins);
-  const validation = validateConfig(doc, origins);
+  const validation = validateWithEnv(doc as Record<string, unknown>, env);
   return { ...validation, warnings: [...yamlWarnings, ...validation.warnings], file };
+}
+
+/** A document read from the file (or none) with the environment's overrides applied, validated. */
+function validateWithEnv(doc: Record<string, unknown>, env: NodeJS.ProcessEnv): Validation {
+  const origins = new Map<string, string>();
+  applyEnv(doc, env, origins);
+  return validateConfig(doc, origins);
 }
