@@ -40,7 +40,6 @@ export class ScrapeThread {
   #restartTimer: NodeJS.Timeout | undefined;
   #options: ScrapeThreadOptions;
   address = "";
-  port = 0;
 
   private constructor(
     private readonly registry: MetricRegistry,
@@ -48,6 +47,11 @@ export class ScrapeThread {
     private readonly log: Logger,
   ) {
     this.#options = options;
+  }
+
+  /** The port the thread listens on: the one configured, or the one the system gave for port 0. */
+  get port(): number {
+    return this.#options.port;
   }
 
   /** Starts the thread; resolves once it listens, rejects with its reason when it cannot. */
@@ -71,7 +75,6 @@ export class ScrapeThread {
         } else if (message.type === "listening") {
           listening = true;
           this.address = message.address;
-          this.port = message.port;
           // A thread started again binds the port the first one was given, not a new one (port 0 in tests).
           this.#options = { ...this.#options, port: message.port };
           this.#restartDelayMs = RESTART_DELAY_MS;
