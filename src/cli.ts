@@ -96,7 +96,7 @@ async function runChecksOnce(config: Config): Promise<number> {
   const tracing = await startTracing(logging.root);
   // Source and backup checks read source state, so every configured source is brought up to date once first.
   const sources = new SourceRegistry(await buildSources(config.sources, { logger: logging.root, metrics: new MetricRegistry({}, { processMetrics: false }), seriesLimit: config.limits.seriesPerSource }));
-  await Promise.all(sources.names.map((name) => sources.get(name)?.refresh()));
+  await Promise.all(sources.names.flatMap((name) => sources.get(name)?.refresh() ?? []));
   const store = new CheckStore();
   const engine = new CheckEngine(store, { logger: logging.root, sources }, undefined);
   for (const spec of config.checks) engine.add(spec);

@@ -1,7 +1,6 @@
 import type { Server as HttpsServer } from "node:https";
 import type { CheckEngine } from "./checks/engine.ts";
 import type { Config } from "./config/types.ts";
-import type { HealthModel } from "./health/model.ts";
 import type { SourceGate } from "./leader/gate.ts";
 import type { LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";

@@ -7,6 +7,13 @@ import { grpcStatus, grpcUpstream, traced } from "../tracing/spans.ts";
 import { readTlsMaterial } from "./tls-files.ts";
 import type { ProberFactory } from "./types.ts";
 
+/** The generated client's Check method, which proto-loader's client type does not spell out. */
+type HealthCheckMethod = (
+  request: { service: string },
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, res: HealthCheckResponse) => void,
+) => grpc.ClientUnaryCall;
+
 /** Calls grpc.health.v1.Health/Check; passes on SERVING. */
 export const grpcProber: ProberFactory<GrpcCheckSpec> = (spec) => {
   let client: grpc.Client | undefined;
@@ -34,17 +41,17 @@ export const grpcProber: ProberFactory<GrpcCheckSpec> = (spec) => {
     async probe(signal) {
       const c = await getClient();
       const response = await traced(grpcUpstream("check", spec.address, "grpc.health.v1.Health/Check"), (span) => new Promise<HealthCheckResponse>((resolve, reject) => {
-        const call = (c as unknown as Record<string, Function>).Check!.call(
+        const call = (c as unknown as { Check: HealthCheckMethod }).Check.call(
           c,
           { service: spec.service },
           { deadline: Date.now() + spec.timeoutMs },
-          (err: grpc.ServiceError | null, res: HealthCheckResponse) => {
+          (err, res) => {
             signal.removeEventListener("abort", cancel);
             grpcStatus(span, err ? err.code : grpc.status.OK);
             if (err) reject(new UpstreamError(`${grpc.status[err.code] ?? err.code}: ${err.details}`, reasonForGrpcError(err.code, err.details)));
             else resolve(res);
           },
-        ) as grpc.ClientUnaryCall;
+        );
         const cancel = () => call.cancel();
         signal.addEventListener("abort", cancel, { once: true });
       }));

@@ -55,7 +55,7 @@ export const bool = () =>
 
 /** An HTTP path served by this process. */
 export const httpPath = () =>
-  z.string().refine((p) => /^\/[A-Za-z0-9._~\/-]*$/.test(p), {
+  z.string().refine((p) => /^\/[A-Za-z0-9._~/-]*$/.test(p), {
     error: (iss) => `${show(iss.input)} is not a path, use one that starts with "/" such as "/health/registry"`,
   });
 

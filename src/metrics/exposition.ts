@@ -198,7 +198,10 @@ export class CachedExposition {
     const now = performance.now();
     this.#timerAt = Math.max(now, next);
     // The timer must not keep a stopping process alive; the exposition is only of use while something serves it.
-    this.#timer = next <= now ? setImmediate(() => this.#run(false)).unref() : setTimeout(() => this.#run(false), next - now).unref();
+    // #run's promise is kept in #running for whoever waits on it; a rejection (gzip out of memory) is not one the
+    // timer could do anything about.
+    const run = () => void this.#run(false);
+    this.#timer = next <= now ? setImmediate(run).unref() : setTimeout(run, next - now).unref();
   }
 
   #cancelTimer(): void {

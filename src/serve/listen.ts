@@ -27,6 +27,8 @@ export interface ServerLimits {
 /** @hono/node-server's request listener for an app, loaded on first use (see listenWith). */
 export async function appListener(app: Hono): Promise<RequestListener> {
   const { getRequestListener } = await import("@hono/node-server");
+  // The listener settles its own promise (errors become 500s); Node does not look at what it returns.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
   return getRequestListener(app.fetch);
 }
 

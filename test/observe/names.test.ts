@@ -108,7 +108,7 @@ describe("dashboard queries", () => {
     expect(ownCluster.sort()).toEqual(["talos_etcd_member_count", "talos_operator_machine_ready"]);
     for (const d of DASHBOARDS)
       for (const { panel, expr } of dashboardExprs(d))
-        for (const m of expr.matchAll(/([a-z_:]+)(\{[^}]*\})?(?=[\s)\[]|$)/g)) {
+        for (const m of expr.matchAll(/([a-z_:]+)(\{[^}]*\})?(?=[\s)[]|$)/g)) {
           const name = m[1] ?? "";
           if (!familyOf(name, KNOWN) || ownCluster.includes(name)) continue;
           expect(m[2] ?? "", `${panel}: ${name}`).toContain('cluster=~"$cluster"');

@@ -70,7 +70,7 @@ const key = (row: string, column: string) => `${row}/${column}`;
 const escaped: { at: number; what: string }[] = [];
 const onRejection = (reason: unknown) => escaped.push({ at: Date.now(), what: `unhandled rejection: ${String(reason)}` });
 const onException = (err: unknown) => escaped.push({ at: Date.now(), what: `uncaught exception: ${String(err)}` });
-let rows: Row[] = [];
+const rows: Row[] = [];
 let totalMs = 0;
 let startCounts: Record<string, number> = {};
 let control: TestServer | undefined;
