@@ -103,6 +103,76 @@ describe("secure metrics with TokenReview and SubjectAccessReview", () => {
   });
 });
 
+describe("review answers: only a JSON true opens the door", () => {
+  afterEach(() => {
+    delete kube.reviewAnswers.tokenReview;
+    delete kube.reviewAnswers.subjectAccessReview;
+  });
+
+  const reviewed = (status: unknown) => JSON.stringify({ kind: "TokenReview", apiVersion: "authentication.k8s.io/v1", status });
+  const accessed = (status: unknown) => JSON.stringify({ kind: "SubjectAccessReview", apiVersion: "authorization.k8s.io/v1", status });
+  const prometheus = { username: PROMETHEUS, groups: ["system:serviceaccounts"] };
+  // Each case sends a token of its own, so no decision of another case is found in the cache.
+  const cases: { name: string; tokenReview?: string; subjectAccessReview?: string; expected: number }[] = [
+    { name: 'authenticated: "false"', tokenReview: reviewed({ authenticated: "false", user: prometheus }), expected: 503 },
+    { name: "authenticated: 1", tokenReview: reviewed({ authenticated: 1, user: prometheus }), expected: 503 },
+    { name: "TokenReview status: null", tokenReview: reviewed(null), expected: 503 },
+    { name: "TokenReview without a status", tokenReview: JSON.stringify({ kind: "TokenReview" }), expected: 503 },
+    { name: "TokenReview as a JSON array", tokenReview: JSON.stringify([{ status: { authenticated: true, user: prometheus } }]), expected: 503 },
+    { name: "TokenReview as JSON null", tokenReview: "null", expected: 503 },
+    { name: "TokenReview that is not JSON", tokenReview: '{"status": {"authenticated": tr', expected: 503 },
+    { name: "authenticated user without a string username", tokenReview: reviewed({ authenticated: true, user: { username: 42 } }), expected: 503 },
+    { name: "authenticated user without a username", tokenReview: reviewed({ authenticated: true, user: {} }), expected: 503 },
+    { name: "groups that are not strings", tokenReview: reviewed({ authenticated: true, user: { username: PROMETHEUS, groups: "system:masters" } }), expected: 503 },
+    { name: "another kind of object", tokenReview: JSON.stringify({ kind: "Status", status: { authenticated: true, user: prometheus } }), expected: 503 },
+    { name: "authenticated: false", tokenReview: reviewed({ authenticated: false, user: prometheus }), expected: 401 },
+    { name: "authenticated left out, as the API server does", tokenReview: reviewed({ user: {} }), expected: 401 },
+    { name: 'allowed: "false"', subjectAccessReview: accessed({ allowed: "false" }), expected: 503 },
+    { name: "allowed: 1", subjectAccessReview: accessed({ allowed: 1 }), expected: 503 },
+    { name: 'allowed: "true"', subjectAccessReview: accessed({ allowed: "true" }), expected: 503 },
+    { name: "allowed left out", subjectAccessReview: accessed({ reason: "no opinion" }), expected: 503 },
+    { name: "SubjectAccessReview status: null", subjectAccessReview: accessed(null), expected: 503 },
+    { name: "SubjectAccessReview as a JSON array", subjectAccessReview: JSON.stringify([{ status: { allowed: true } }]), expected: 503 },
+    { name: 'denied: "yes"', subjectAccessReview: accessed({ allowed: true, denied: "yes" }), expected: 503 },
+    { name: "allowed and denied both true", subjectAccessReview: accessed({ allowed: true, denied: true }), expected: 503 },
+    { name: "allowed: false", subjectAccessReview: accessed({ allowed: false, reason: "no rule" }), expected: 403 },
+    { name: "allowed: false, denied: true", subjectAccessReview: accessed({ allowed: false, denied: true }), expected: 403 },
+    { name: "allowed: true", subjectAccessReview: accessed({ allowed: true, reason: "rule" }), expected: 200 },
+  ];
+
+  it("answers 503 to an answer of any unexpected shape, 401 and 403 to a JSON false, 200 only to a JSON true", async () => {
+    const rt = await secureRuntime();
+    const seen: Record<string, number> = {};
+    for (const [i, c] of cases.entries()) {
+      const token = `shape-token-${i}`;
+      // The TokenReview cases let the sim decide the access review (Prometheus may read /metrics), and the other way round.
+      kube.tokens.set(token, prometheus);
+      kube.reviewAnswers.tokenReview = c.tokenReview;
+      kube.reviewAnswers.subjectAccessReview = c.subjectAccessReview;
+      if (c.tokenReview === undefined) delete kube.reviewAnswers.tokenReview;
+      if (c.subjectAccessReview === undefined) delete kube.reviewAnswers.subjectAccessReview;
+      seen[c.name] = (await scrape(httpsUrl(rt), token)).status;
+    }
+    expect(seen).toEqual(Object.fromEntries(cases.map((c) => [c.name, c.expected])));
+    const refusals = rt.logs.records().filter((r) => r.msg === "SubjectAccessReview failed; answering 503");
+    expect(refusals.map((r) => String(r.err)).join("\n")).toMatch(/unexpected shape at status\.allowed/);
+    // The token the TokenReview answer carries back never reaches a log line.
+    expect(rt.logs.text).not.toMatch(/shape-token-/);
+  });
+
+  it("never caches an answer it could not read: the next request asks again", async () => {
+    const rt = await secureRuntime();
+    kube.reviewAnswers.subjectAccessReview = accessed({ allowed: "false" });
+    const before = kube.counts.subjectAccessReviews;
+    expect((await scrape(httpsUrl(rt), "prometheus-token-abc123")).status).toBe(503);
+    expect((await scrape(httpsUrl(rt), "prometheus-token-abc123")).status).toBe(503);
+    expect(kube.counts.subjectAccessReviews - before).toBe(2);
+    delete kube.reviewAnswers.subjectAccessReview;
+    expect((await scrape(httpsUrl(rt), "prometheus-token-abc123")).status).toBe(200);
+    expect(await rt.runtime.metrics.render(false)).toMatch(/^sidecar_authz_requests_total\{result="error"\} 2$/m);
+  });
+});
+
 describe("TLS of the secure metrics server", () => {
   it("serves a self-signed certificate when none is given and logs its fingerprint", async () => {
     const rt = await secureRuntime();

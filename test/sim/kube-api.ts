@@ -133,6 +133,11 @@ export interface KubeApiSim {
   readonly tokens: Map<string, SimUser>;
   readonly requests: RecordedRequest[];
   readonly counts: { tokenReviews: number; subjectAccessReviews: number };
+  /**
+   * Raw JSON text (of any shape, well-formed or not) the review endpoints answer with 201 instead of deciding;
+   * while a field is unset, TokenReview decides from `tokens` and SubjectAccessReview from the `allow` rules.
+   */
+  readonly reviewAnswers: { tokenReview?: string; subjectAccessReview?: string };
   /** Current cluster-wide resourceVersion. */
   readonly resourceVersion: string;
   readonly openWatches: number;
@@ -494,6 +499,12 @@ function sendJson(res: ServerResponse, code: number, body: unknown, headers: Rec
   res.end(buf);
 }
 
+/** JSON text as given, valid or not. */
+function sendRawJson(res: ServerResponse, code: number, text: string): void {
+  res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
 function sendError(res: ServerResponse, err: ApiError): void {
   sendJson(res, err.code, statusObject(err.code, err.reason, err.message, err.details), err.headers);
 }
@@ -790,6 +801,7 @@ class SimServer implements KubeApiSim {
   readonly tokens = new Map<string, SimUser>();
   readonly requests: RecordedRequest[] = [];
   readonly counts = { tokenReviews: 0, subjectAccessReviews: 0 };
+  readonly reviewAnswers: { tokenReview?: string; subjectAccessReview?: string } = {};
 
   private readonly store: Store;
   private readonly watchers = new Set<Watcher>();
@@ -1042,6 +1054,7 @@ class SimServer implements KubeApiSim {
     const spec = asRecord(asRecord(await readJsonBody(req)).spec);
     const token = typeof spec.token === "string" ? spec.token : "";
     if (token === "") throw badRequest("token is required for TokenReview in authentication");
+    if (this.reviewAnswers.tokenReview !== undefined) return sendRawJson(res, 201, this.reviewAnswers.tokenReview);
     const user = this.tokens.get(token);
     // Mirrors the Go struct's omitempty: an unauthenticated review has no
     // `authenticated` field and an empty user.
@@ -1074,6 +1087,7 @@ class SimServer implements KubeApiSim {
     if (user === "" && groups.length === 0) {
       throw new ApiError(422, "Invalid", "SubjectAccessReview.authorization.k8s.io is invalid: at least one of user or group must be specified");
     }
+    if (this.reviewAnswers.subjectAccessReview !== undefined) return sendRawJson(res, 201, this.reviewAnswers.subjectAccessReview);
     const status = nonResource
       ? this.decide(user, groups, String(nonResource.verb ?? ""), String(nonResource.path ?? ""))
       : { allowed: false, reason: "kube-api sim: resourceAttributes are not modelled" };

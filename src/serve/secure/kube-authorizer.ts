@@ -5,16 +5,10 @@ import { readCapped } from "../../http/body.ts";
 import { errorMessage, type Logger } from "../../log.ts";
 import type { MetricHandles } from "../../metrics/registry.ts";
 import type { KubeConnection } from "../../sources/kubernetes/kubeconfig.ts";
+import { readAccessReview, readTokenReview, type ReviewedUser } from "./reviews.ts";
 
 /** What a request is allowed: 200 go on, 401 who are you, 403 not you, 503 cannot tell now (never an open door). */
 export type Decision = { status: 200; user: string } | { status: 401 | 403 | 503; reason: string };
-
-interface User {
-  username: string;
-  uid?: string;
-  groups?: string[];
-  extra?: Record<string, string[]>;
-}
 
 export interface AuthorizerOptions {
   /** How long a decision is reused for the same token and path. */
@@ -85,7 +79,8 @@ export class KubeAuthorizer {
     }
   }
 
-  async #post<T>(path: string, body: unknown): Promise<T> {
+  /** The answer's JSON, of any shape: the readers in reviews.ts decide what it says. */
+  async #post(path: string, body: unknown): Promise<unknown> {
     const conn = await this.connection();
     this.#agent ??= upstreamAgent(conn.tls, { timeoutMs: this.opts.timeoutMs, connections: 4 });
     const authorization = await conn.credentials.authorization();
@@ -99,40 +94,45 @@ export class KubeAuthorizer {
     const text = await readCapped(res.body, MAX_REVIEW_BYTES, path);
     if (res.statusCode === 401) conn.credentials.invalidate();
     if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}`);
-    return JSON.parse(text) as T;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`${path} answered with a body that is not JSON`);
+    }
   }
 
   async #review(token: string, path: string, verb: string): Promise<Decision> {
-    let user: User;
+    let user: ReviewedUser;
     try {
-      const review = await this.#post<{ status?: { authenticated?: boolean; user?: User; error?: string } }>(
-        "/apis/authentication.k8s.io/v1/tokenreviews",
-        { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } },
+      const review = readTokenReview(
+        await this.#post("/apis/authentication.k8s.io/v1/tokenreviews", { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } }),
       );
-      if (!review.status?.authenticated || !review.status.user?.username) {
+      if (!review.authenticated) {
         const decision: Decision = { status: 401, reason: "the token was not accepted by the Kubernetes API (TokenReview)" };
         this.#count(decision, false);
         return decision;
       }
-      user = review.status.user;
+      user = review.user;
     } catch (err) {
       this.metrics.authnRequests.inc({ result: "error" });
       this.logger.warn({ err: errorMessage(err) }, "TokenReview failed; answering 503");
       return { status: 503, reason: "cannot verify the token now (TokenReview failed); try again later" };
     }
     try {
-      const sar = await this.#post<{ status?: { allowed?: boolean; reason?: string } }>("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-        apiVersion: "authorization.k8s.io/v1",
-        kind: "SubjectAccessReview",
-        spec: {
-          user: user.username,
-          ...(user.uid !== undefined && { uid: user.uid }),
-          ...(user.groups && { groups: user.groups }),
-          ...(user.extra && { extra: user.extra }),
-          nonResourceAttributes: { path, verb },
-        },
-      });
-      const decision: Decision = sar.status?.allowed
+      const allowed = readAccessReview(
+        await this.#post("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+          apiVersion: "authorization.k8s.io/v1",
+          kind: "SubjectAccessReview",
+          spec: {
+            user: user.username,
+            ...(user.uid !== undefined && { uid: user.uid }),
+            ...(user.groups && { groups: user.groups }),
+            ...(user.extra && { extra: user.extra }),
+            nonResourceAttributes: { path, verb },
+          },
+        }),
+      );
+      const decision: Decision = allowed
         ? { status: 200, user: user.username }
         : { status: 403, reason: `${user.username} may not ${verb} ${path}; grant it with a ClusterRole rule for nonResourceURLs ["${path}"] verbs ["${verb}"]` };
       this.#count(decision, false);

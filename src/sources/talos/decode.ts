@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { UpstreamError } from "../../errors.ts";
+import { decodeShape } from "../../decode-shape.ts";
 import type { TalosRpc } from "./client.ts";
 
 // Reply shapes as proto-loader hands them out (keepCase, defaults, longs as strings). Unknown fields are dropped.
@@ -111,13 +111,7 @@ export type TalosReplies = Record<TalosRpc, unknown>;
 const NOT_A_CONTROL_PLANE = /code = Unimplemented|only available on control ?plane/i;
 
 function parse<T>(schema: z.ZodType<T>, rpc: TalosRpc, reply: unknown): T {
-  const result = schema.safeParse(reply);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue ? ` at ${issue.path.join(".") || "top level"}: ${issue.message}` : "";
-    throw new UpstreamError(`${rpc} reply has an unexpected shape${where}`, "decode");
-  }
-  return result.data;
+  return decodeShape(schema, reply, `${rpc} reply`);
 }
 
 type PerNode<M> = { found: M; error?: undefined } | { found?: undefined; error: string };
