@@ -1,5 +1,6 @@
+import * as z from "zod";
+import { decodeShape } from "../decode-shape.ts";
 import { UpstreamError } from "../errors.ts";
-import { asObject, asString } from "../sources/kubernetes/objects.ts";
 
 /** The spec of a coordination.k8s.io/v1 Lease, as leader election reads and writes it. */
 export interface LeaseRecord {
@@ -27,9 +28,25 @@ export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
-function count(value: unknown): number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : 0;
-}
+/** int32, as the API server stores these fields. */
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * A Lease as the API server returns it. Fields it leaves out when empty may be missing (no holder, no duration yet);
+ * a field that is present must have its type, or the answer says nothing about who holds the Lease: a holder of
+ * another type read as "nobody" would let this replica take a Lease another one holds.
+ */
+const leaseSchema = z.object({
+  kind: z.literal("Lease"),
+  metadata: z.looseObject({ resourceVersion: z.string().min(1) }),
+  spec: z.object({
+    holderIdentity: z.string().optional(),
+    leaseDurationSeconds: z.number().int().min(1).max(INT32_MAX).optional(),
+    acquireTime: z.string().optional(),
+    renewTime: z.string().optional(),
+    leaseTransitions: z.number().int().min(0).max(INT32_MAX).optional(),
+  }),
+});
 
 /** Reads a Lease object; a body that is not one is a decode failure, never a throw of another kind. */
 export function decodeLease(text: string, what: string): StoredLease {
@@ -39,23 +56,15 @@ export function decodeLease(text: string, what: string): StoredLease {
   } catch {
     throw new UpstreamError(`${what}: the answer is not JSON`, "decode");
   }
-  const obj = asObject(doc);
-  const metadata = asObject(obj?.metadata);
-  const resourceVersion = asString(metadata?.resourceVersion);
-  if (!obj || obj.kind !== "Lease" || !metadata || resourceVersion === undefined) {
-    throw new UpstreamError(`${what}: the answer is not a Lease with a resourceVersion`, "decode");
-  }
-  const spec = asObject(obj.spec) ?? {};
-  const acquireTime = asString(spec.acquireTime);
-  const renewTime = asString(spec.renewTime);
+  const { metadata, spec } = decodeShape(leaseSchema, doc, `${what}: the Lease`);
   const record: LeaseRecord = {
-    holderIdentity: asString(spec.holderIdentity) ?? "",
-    leaseDurationSeconds: count(spec.leaseDurationSeconds),
-    ...(acquireTime !== undefined && { acquireTime }),
-    ...(renewTime !== undefined && { renewTime }),
-    leaseTransitions: count(spec.leaseTransitions),
+    holderIdentity: spec.holderIdentity ?? "",
+    leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
+    ...(spec.acquireTime !== undefined && { acquireTime: spec.acquireTime }),
+    ...(spec.renewTime !== undefined && { renewTime: spec.renewTime }),
+    leaseTransitions: spec.leaseTransitions ?? 0,
   };
-  return { record, resourceVersion, metadata };
+  return { record, resourceVersion: metadata.resourceVersion, metadata };
 }
 
 /** The body of a create (no metadata yet) or an update (the stored metadata, resourceVersion included). */

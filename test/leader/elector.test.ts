@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { UpstreamError } from "../../src/errors.ts";
 import { LeaderElector } from "../../src/leader/elector.ts";
 import { electionNamespace } from "../../src/leader/gate.ts";
-import { decodeLease } from "../../src/leader/lease.ts";
+import { decodeLease, microTime } from "../../src/leader/lease.ts";
 import { CONFLICT, type LeaseApi, LeaseClient } from "../../src/leader/lease-client.ts";
 import { createLogging } from "../../src/log.ts";
 import type { KubeConnection } from "../../src/sources/kubernetes/kubeconfig.ts";
@@ -381,6 +381,46 @@ describe("LeaderElector", () => {
     expect(h.logs.records().filter((l) => l.msg === "following the leader")).toHaveLength(1);
   }, 20_000);
 
+  it("a Lease it cannot read is never taken: a holder of another type is a decode failure, not an empty holder", async () => {
+    const sim = await kubeSim();
+    const fresh = { leaseDurationSeconds: 3_600, renewTime: microTime(Date.now()), leaseTransitions: 3 };
+    const unreadable: Record<string, unknown>[] = [
+      { ...fresh, holderIdentity: 42 },
+      { ...fresh, holderIdentity: { name: "other" } },
+      { ...fresh, holderIdentity: null },
+      { ...fresh, holderIdentity: "other", leaseDurationSeconds: "3600" },
+      { ...fresh, holderIdentity: "other", leaseTransitions: -1 },
+    ];
+    for (const spec of unreadable) {
+      seedLease(sim, spec);
+      const h = elector("me", () => new LeaseClient(connectionTo(sim), { namespace: NAMESPACE, name: LEASE }, RETRY_MS));
+      h.elector.start();
+      await h.elector.firstDecision;
+      expect(h.elector.leading, JSON.stringify(spec)).toBe(false);
+      const failure = h.logs.records().find((l) => l.msg === "leader election: lease request failed");
+      expect(failure, JSON.stringify(spec)).toMatchObject({ reason: "decode" });
+      expect(String(failure?.err)).toMatch(/the Lease has an unexpected shape at spec\./);
+      await h.elector.stop();
+      // Nothing was written over the Lease it could not read.
+      expect(storedLease(sim)).toEqual(spec);
+    }
+    // A spec that is not an object, or none at all, says nothing either.
+    for (const spec of ["held by other", null]) {
+      sim.upsert({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: LEASE, namespace: NAMESPACE }, spec });
+      const h = elector("me", () => new LeaseClient(connectionTo(sim), { namespace: NAMESPACE, name: LEASE }, RETRY_MS));
+      h.elector.start();
+      await h.elector.firstDecision;
+      expect(h.elector.leading, JSON.stringify(spec)).toBe(false);
+      await h.elector.stop();
+    }
+    // Once the Lease reads as released again, it is taken at the next round.
+    seedLease(sim, { holderIdentity: "", leaseDurationSeconds: 1, leaseTransitions: 3 });
+    const h = elector("me", () => new LeaseClient(connectionTo(sim), { namespace: NAMESPACE, name: LEASE }, RETRY_MS));
+    h.elector.start();
+    await h.elector.firstDecision;
+    expect(h.elector.leading).toBe(true);
+  }, 20_000);
+
   it("takes a released lease at once and creates a missing one", async () => {
     const sim = await kubeSim();
     seedLease(sim, { holderIdentity: "", leaseDurationSeconds: 1, leaseTransitions: 2 });
@@ -501,13 +541,23 @@ describe("election settings", () => {
 
 describe("Lease decoding", () => {
   it("reads any answer as a Lease or a decode failure, never another error", () => {
-    const spec = fc.record({ holderIdentity: fc.anything(), leaseDurationSeconds: fc.anything(), renewTime: fc.anything(), leaseTransitions: fc.anything() }, { requiredKeys: [] });
-    const lease = fc.record({ kind: fc.constantFrom("Lease", "Status", 3), metadata: fc.oneof(fc.record({ resourceVersion: fc.anything() }), fc.anything()), spec: fc.oneof(spec, fc.anything()) }, { requiredKeys: [] });
+    // Mostly of the right type, so that the checks on each field are reached.
+    const mostly = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: valid }, fc.anything());
+    const spec = fc.record(
+      { holderIdentity: mostly(fc.string()), leaseDurationSeconds: mostly(fc.integer()), renewTime: mostly(fc.string()), leaseTransitions: mostly(fc.integer()) },
+      { requiredKeys: [] },
+    );
+    const lease = fc.record(
+      { kind: fc.constantFrom("Lease", "Lease", "Status", 3), metadata: mostly(fc.record({ resourceVersion: mostly(fc.string()) })), spec: mostly(spec) },
+      { requiredKeys: [] },
+    );
     fc.assert(
       fc.property(fc.oneof(fc.string(), lease.map((l) => JSON.stringify(l) ?? "")), (text) => {
         try {
           const decoded = decodeLease(text, "GET lease");
-          expect(typeof decoded.record.holderIdentity).toBe("string");
+          // The holder read is the one written, or nobody only when none was written: never a misread.
+          const written = (JSON.parse(text) as { spec?: { holderIdentity?: unknown } }).spec?.holderIdentity;
+          expect(decoded.record.holderIdentity).toBe(written ?? "");
           expect(Number.isInteger(decoded.record.leaseTransitions) && decoded.record.leaseTransitions >= 0).toBe(true);
           expect(decoded.resourceVersion).not.toBe("");
         } catch (err) {
