@@ -1,3 +1,5 @@
+import { canonicalFloat, escapeLabelValue, escapeString, formatValue } from "./spelling.ts";
+
 /**
  * The metric families this exporter records into: counters, gauges and histograms with a fixed list of label
  * names, in the shape of prom-client's API (`inc`, `set`, `observe`, `remove`, `startTimer`), so code that records
@@ -48,22 +50,6 @@ export interface FamilyOptions {
   labelNames: readonly string[];
   /** Labels every series carries after its own (the configured `metrics.labels`). */
   defaultLabels?: Readonly<Record<string, string>>;
-}
-
-/** Label values are quoted; backslash, double quote and line feed are the three characters that need escaping. */
-export function escapeLabelValue(value: string): string {
-  return /[\\"\n]/.test(value) ? value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") : value;
-}
-
-function escapeHelp(help: string): string {
-  return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
-}
-
-/** Sample values as both exposition formats spell them. */
-export function formatValue(value: number): string {
-  if (Number.isFinite(value)) return String(value);
-  if (Number.isNaN(value)) return "NaN";
-  return value > 0 ? "+Inf" : "-Inf";
 }
 
 export abstract class MetricFamily<S extends Placed = Placed> {
@@ -213,7 +199,7 @@ export abstract class MetricFamily<S extends Placed = Placed> {
   /** `# HELP` and `# TYPE`; OpenMetrics names a counter family without its `_total`. */
   header(openMetrics: boolean): string {
     const familyName = openMetrics && this.type === "counter" ? this.name.replace(/_total$/, "") : this.name;
-    return `# HELP ${familyName} ${escapeHelp(this.help)}\n# TYPE ${familyName} ${this.type}\n`;
+    return `# HELP ${familyName} ${escapeString(this.help, "help", openMetrics ? "openmetrics" : "text")}\n# TYPE ${familyName} ${this.type}\n`;
   }
 
   /**
@@ -360,14 +346,17 @@ interface HistogramSeries extends Placed {
 export class Histogram extends MetricFamily<HistogramSeries> {
   readonly type = "histogram";
   readonly buckets: readonly number[];
-  /** `le="0.005"`, …, `le="+Inf"`. */
+  /**
+   * `le="0.005"`, …, `le="1.0"`, `le="+Inf"`: canonical in both formats, as OpenMetrics asks, so the sample lines
+   * are the same bytes in both and a bucket is the same series whichever format a scrape negotiated.
+   */
   readonly #le: readonly string[];
 
   constructor(opts: FamilyOptions & { buckets: readonly number[] }) {
     // A bucket line per bound, +Inf, _sum and _count.
     super(opts, opts.buckets.length + 3);
     this.buckets = [...opts.buckets].sort((a, b) => a - b);
-    this.#le = [...this.buckets.map((b) => `le="${formatValue(b)}"`), 'le="+Inf"'];
+    this.#le = [...this.buckets.map((b) => `le="${canonicalFloat(b)}"`), 'le="+Inf"'];
   }
 
   observe(labels: LabelValues, value: number): void {

@@ -2,7 +2,7 @@ import { Registry, collectDefaultMetrics } from "prom-client";
 import { METRICS, type MetricDef, type MetricKey } from "./catalogue.ts";
 import { CachedExposition, DEFAULT_MAX_RENDER_INTERVAL_MS, DEFAULT_RENDER_COST_FACTOR, EMPTY_PART, FORMS, formOf, textPart, type Body, type Form } from "./exposition.ts";
 import { Counter, Gauge, Histogram, type MetricFamily } from "./families.ts";
-import { toOpenMetrics } from "./text-format.ts";
+import { inBothFormats } from "./text-format.ts";
 
 export interface Exposition extends Body {
   contentType: string;
@@ -102,8 +102,8 @@ export class MetricRegistry {
     if (!this.#process) return;
     this.#processReading ??= (async () => {
       try {
-        const text = await this.#process!.metrics();
-        this.#exposition.setExtra("process", textPart(text, toOpenMetrics(text)));
+        const forms = inBothFormats(await this.#process!.metrics());
+        this.#exposition.setExtra("process", textPart(forms.text, forms.openMetrics));
         this.#processRead = true;
       } finally {
         this.#processReading = undefined;

@@ -1,7 +1,9 @@
+import { canonicalFloat, escapeLabelValue, escapeString, readFloat, type ExpositionFormat } from "./spelling.ts";
+
 /**
- * A strict reader and writer of the Prometheus text exposition format (version 0.0.4), enough to merge another
- * process's /metrics into ours: families with HELP and TYPE, samples with escaped label values, optional
- * timestamps. Lines it cannot read are reported, never guessed at.
+ * A strict reader of the Prometheus text exposition format (version 0.0.4) and a writer of it and of OpenMetrics,
+ * enough to merge another process's /metrics into ours: families with HELP and TYPE, samples with escaped label
+ * values, optional timestamps. Lines it cannot read are reported, never guessed at.
  */
 export type FamilyType = "counter" | "gauge" | "histogram" | "summary" | "untyped";
 
@@ -27,7 +29,6 @@ export interface ParseResult {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const VALUE = /^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|[+-]?Inf|NaN)$/;
 const TYPES = new Set<FamilyType>(["counter", "gauge", "histogram", "summary", "untyped"]);
 const SUFFIXES: Record<FamilyType, readonly string[]> = {
   counter: ["", "_total", "_created"],
@@ -105,10 +106,34 @@ function parseSample(line: string): ExpositionSample | string {
   }
   const parts = rest.trim().split(/[ \t]+/);
   const [value, timestamp, extra] = parts;
-  if (value === undefined || !VALUE.test(value)) return `bad value ${JSON.stringify(value ?? "")}`;
+  if (value === undefined || readFloat(value) === undefined) return `bad value ${JSON.stringify(value ?? "")}`;
   if (timestamp !== undefined && !/^-?\d+$/.test(timestamp)) return `bad timestamp ${JSON.stringify(timestamp)}`;
   if (extra !== undefined) return "unexpected text after the timestamp";
   return { name, labels, value, ...(timestamp !== undefined && { timestamp }) };
+}
+
+/** The label that carries a number for this sample of its family: a histogram bucket's bound, a summary's quantile. */
+function boundLabel(family: Family, sampleName: string): "le" | "quantile" | undefined {
+  if (family.type === "histogram" && sampleName === `${family.name}_bucket`) return "le";
+  if (family.type === "summary" && sampleName === family.name) return "quantile";
+  return undefined;
+}
+
+/**
+ * Gives a bucket's bound or a quantile its canonical spelling (`le="1"` becomes `le="1.0"`), so both formats write
+ * the one OpenMetrics asks for; an error when the label is missing or is not a number a reader could use.
+ */
+function canonicalBound(family: Family, sample: ExpositionSample): string | undefined {
+  const name = boundLabel(family, sample.name);
+  if (name === undefined) return undefined;
+  const at = sample.labels.findIndex(([n]) => n === name);
+  const text = at === -1 ? undefined : (sample.labels[at] as [string, string])[1];
+  if (text === undefined) return `${sample.name} has no ${name} label`;
+  const bound = readFloat(text);
+  const usable = bound !== undefined && (name === "le" ? !Number.isNaN(bound) : bound >= 0 && bound <= 1);
+  if (!usable) return `${name}=${JSON.stringify(text)} is not ${name === "le" ? "a bucket bound" : "a quantile between 0 and 1"}`;
+  sample.labels[at] = [name, canonicalFloat(bound)];
+  return undefined;
 }
 
 /** `keepEmpty` keeps families that have HELP/TYPE but no samples yet, as a registry renders them. */
@@ -160,24 +185,19 @@ export function parseExposition(text: string, opts: { keepEmpty?: boolean } = {}
       const expected = sampleNames(target.name, target.type).join(", ");
       return void errors.push(`${at}: sample ${sample.name} does not belong to the ${target.type} ${target.name} (its samples are ${expected})`);
     }
+    const badBound = canonicalBound(target, sample);
+    if (badBound !== undefined) return void errors.push(`${at}: ${badBound}`);
     target.samples.push(sample);
   });
   return { families: [...families.values()].filter((f) => opts.keepEmpty || f.samples.length > 0), errors };
-}
-
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-}
-
-function escapeHelp(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
 
 /**
  * Writes families back out, adding `extraLabels` to samples that do not carry them. In OpenMetrics, counter
  * families are named without "_total" and their samples carry it, and untyped becomes unknown.
  */
-export function renderFamilies(families: readonly Family[], extraLabels: Record<string, string>, openMetrics: boolean): string {
+export function renderFamilies(families: readonly Family[], extraLabels: Record<string, string>, format: ExpositionFormat): string {
+  const openMetrics = format === "openmetrics";
   const extra = Object.entries(extraLabels);
   let out = "";
   for (const f of families) {
@@ -187,14 +207,14 @@ export function renderFamilies(families: readonly Family[], extraLabels: Record<
       if (f.type === "counter") familyName = f.name.replace(/_total$/, "");
       if (f.type === "untyped") type = "unknown";
     }
-    if (f.help !== undefined) out += `# HELP ${familyName} ${escapeHelp(f.help)}\n`;
+    if (f.help !== undefined) out += `# HELP ${familyName} ${escapeString(f.help, "help", format)}\n`;
     out += `# TYPE ${familyName} ${type}\n`;
     for (const s of f.samples) {
       let name = s.name;
       if (openMetrics && f.type === "counter" && name === familyName) name = `${familyName}_total`;
       const labels = [...s.labels];
       for (const [k, v] of extra) if (!labels.some(([n]) => n === k)) labels.push([k, v]);
-      const labelText = labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}` : "";
+      const labelText = labels.length ? `{${labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",")}}` : "";
       // OpenMetrics timestamps are seconds; the text format's are milliseconds.
       const ts = s.timestamp === undefined ? "" : ` ${openMetrics ? Number(s.timestamp) / 1000 : s.timestamp}`;
       out += `${name}${labelText} ${s.value}${ts}\n`;
@@ -203,7 +223,12 @@ export function renderFamilies(families: readonly Family[], extraLabels: Record<
   return out;
 }
 
-/** The same exposition in OpenMetrics, without the closing "# EOF" line; lines it cannot read are left out. */
-export function toOpenMetrics(text: string): string {
-  return renderFamilies(parseExposition(text, { keepEmpty: true }).families, {}, true);
+/**
+ * Exposition text from elsewhere (prom-client's process metrics) in both formats, written anew from what was read:
+ * the same escaping and canonical bounds as every other part; OpenMetrics without its closing "# EOF" line. Lines
+ * it cannot read are left out.
+ */
+export function inBothFormats(text: string): { text: string; openMetrics: string } {
+  const { families } = parseExposition(text, { keepEmpty: true });
+  return { text: renderFamilies(families, {}, "text"), openMetrics: renderFamilies(families, {}, "openmetrics") };
 }

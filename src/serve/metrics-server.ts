@@ -4,25 +4,12 @@ import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono, type MiddlewareHandler } from "hono";
 import { errorMessage } from "../errors.ts";
 import type { Exposition, MetricRegistry } from "../metrics/registry.ts";
+import type { ExpositionFormat } from "../metrics/spelling.ts";
 import { appListener } from "./listen.ts";
+import { NOT_ACCEPTABLE, negotiateScrape } from "./negotiate.ts";
 import { announcesBody, noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
 import type { Guard } from "./secure/guard.ts";
-
-/** gzip unless the client gave it q=0. */
-function wantsGzip(acceptEncoding: string | undefined): boolean {
-  if (!acceptEncoding) return false;
-  return acceptEncoding.split(",").some((part) => {
-    const [coding, ...params] = part.trim().split(";");
-    if (coding?.trim().toLowerCase() !== "gzip") return false;
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
-    return q === undefined || Number(q.slice(2)) > 0;
-  });
-}
-
-function wantsOpenMetrics(accept: string | undefined): boolean {
-  return accept !== undefined && accept.includes("application/openmetrics-text");
-}
 
 /**
  * Writes the buffers of a rendered exposition straight to the socket (corked, so they leave as one write): a
@@ -33,7 +20,8 @@ function writeExposition(res: ServerResponse, exposition: Exposition, head: bool
     "content-type": exposition.contentType,
     "content-length": exposition.length,
     ...(exposition.gzipped && { "content-encoding": "gzip" }),
-    vary: "Accept-Encoding",
+    // The body depends on both: a cache must not serve one client's form to another.
+    vary: "Accept, Accept-Encoding",
   });
   if (head) {
     res.end();
@@ -44,7 +32,7 @@ function writeExposition(res: ServerResponse, exposition: Exposition, head: bool
   res.end();
 }
 
-export type ScrapeFormat = "text" | "openmetrics";
+export type ScrapeFormat = ExpositionFormat;
 
 /** What the metrics server serves from: the registry itself, or the copy of its exposition a scrape thread keeps. */
 export interface ScrapeSource {
@@ -64,9 +52,15 @@ export function registrySource(registry: MetricRegistry): ScrapeSource {
 
 /** One scrape: the latest rendering in the form the request asks for, timed, written to the Node response. */
 async function answerScrape(source: ScrapeSource, accept: string | undefined, acceptEncoding: string | undefined, res: ServerResponse, head: boolean): Promise<void> {
-  const openMetrics = wantsOpenMetrics(accept);
-  const end = source.timeScrape(openMetrics ? "openmetrics" : "text");
-  const exposition = await source.exposition(openMetrics, wantsGzip(acceptEncoding));
+  const form = negotiateScrape(accept, acceptEncoding);
+  if (!form) {
+    const body = JSON.stringify({ error: NOT_ACCEPTABLE });
+    res.writeHead(406, { "content-type": "application/json", "content-length": Buffer.byteLength(body), vary: "Accept" });
+    res.end(head ? undefined : body);
+    return;
+  }
+  const end = source.timeScrape(form.format);
+  const exposition = await source.exposition(form.format === "openmetrics", form.gzipped);
   end();
   writeExposition(res, exposition, head);
 }

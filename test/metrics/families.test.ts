@@ -37,8 +37,8 @@ describe("chunked families", () => {
     const second = lines(h.renderChunk(chunks[1]!));
     expect(second).toEqual([
       `demo_seconds_bucket{id="${perChunk}",le="0.1"} 0`,
-      `demo_seconds_bucket{id="${perChunk}",le="1"} 1`,
-      `demo_seconds_bucket{id="${perChunk}",le="10"} 1`,
+      `demo_seconds_bucket{id="${perChunk}",le="1.0"} 1`,
+      `demo_seconds_bucket{id="${perChunk}",le="10.0"} 1`,
       `demo_seconds_bucket{id="${perChunk}",le="+Inf"} 1`,
       `demo_seconds_sum{id="${perChunk}"} 0.5`,
       `demo_seconds_count{id="${perChunk}"} 1`,

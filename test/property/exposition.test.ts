@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseExposition, renderFamilies, sampleNames, type ExpositionSample, type Family, type FamilyType } from "../../src/metrics/text-format.ts";
+import { canonicalFloat, readFloat } from "../../src/metrics/spelling.ts";
 import { outcome } from "./outcome.ts";
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -30,7 +31,14 @@ const families: fc.Arbitrary<Family[]> = fc
       // Whitespace around HELP text is not significant in the format; the rest must survive.
       help: fc.option(anyText.map((h) => h.replace(/^\s+|\s+$/g, "")), { nil: undefined }),
       samples: fc.array(
-        fc.record({ suffix: fc.nat(), labels: fc.uniqueArray(fc.tuple(labelName, anyText), { selector: ([n]) => n, maxLength: 3 }), value: sampleValue, timestamp }),
+        fc.record({
+          suffix: fc.nat(),
+          labels: fc.uniqueArray(fc.tuple(labelName, anyText), { selector: ([n]) => n, maxLength: 3 }),
+          value: sampleValue,
+          timestamp,
+          le: fc.oneof(fc.double({ noNaN: true }), fc.constantFrom(0.005, 1, 10, 1e6, 1e-5)),
+          quantile: fc.double({ min: 0, max: 1, noNaN: true }),
+        }),
         { minLength: 1, maxLength: 4 },
       ),
     }),
@@ -40,12 +48,14 @@ const families: fc.Arbitrary<Family[]> = fc
     list.map((f, i): Family => {
       const name = `${f.name}_f${i}`;
       const names = sampleNames(name, f.type);
-      const samples = f.samples.map((s): ExpositionSample => ({
-        name: names[s.suffix % names.length] as string,
-        labels: s.labels,
-        value: s.value,
-        ...(s.timestamp !== undefined && { timestamp: s.timestamp }),
-      }));
+      const samples = f.samples.map((s): ExpositionSample => {
+        const sampleName = names[s.suffix % names.length] as string;
+        // A bucket carries its bound and a summary's quantile sample its quantile, spelled canonically.
+        const bound = f.type === "histogram" && sampleName === `${name}_bucket` ? "le" : f.type === "summary" && sampleName === name ? "quantile" : undefined;
+        const labels: [string, string][] =
+          bound === undefined ? s.labels : [...s.labels.filter(([n]) => n !== bound), [bound, canonicalFloat(bound === "le" ? s.le : s.quantile)]];
+        return { name: sampleName, labels, value: s.value, ...(s.timestamp !== undefined && { timestamp: s.timestamp }) };
+      });
       return { name, type: f.type, ...(f.help !== undefined && { help: f.help }), samples };
     }),
   );
@@ -85,8 +95,8 @@ describe("operator metrics exposition: any input parses to families and line err
     fc.assert(
       fc.property(exposition, (text) => {
         const first = parseExposition(text).families;
-        const text2 = renderFamilies(first, {}, false);
-        expect(() => renderFamilies(first, { cluster: "c" }, true)).not.toThrow();
+        const text2 = renderFamilies(first, {}, "text");
+        expect(() => renderFamilies(first, { cluster: "c" }, "openmetrics")).not.toThrow();
         const second = parseExposition(text2);
         expect(second.errors).toEqual([]);
         expect(second.families).toEqual(first);
@@ -98,7 +108,7 @@ describe("operator metrics exposition: any input parses to families and line err
   it("well-formed families survive render → parse unchanged", () => {
     fc.assert(
       fc.property(families, (fams) => {
-        const parsed = parseExposition(renderFamilies(fams, {}, false));
+        const parsed = parseExposition(renderFamilies(fams, {}, "text"));
         expect(parsed.errors).toEqual([]);
         expect(parsed.families).toEqual(fams);
       }),
@@ -109,11 +119,36 @@ describe("operator metrics exposition: any input parses to families and line err
   it("added labels reach every sample that lacks them, escaped", () => {
     fc.assert(
       fc.property(families, anyText, (fams, value) => {
-        const parsed = parseExposition(renderFamilies(fams, { zone: value }, false));
+        const parsed = parseExposition(renderFamilies(fams, { zone: value }, "text"));
         expect(parsed.errors).toEqual([]);
         for (const f of parsed.families) for (const s of f.samples) expect(s.labels).toContainEqual(["zone", s.labels.find(([n]: [string, string]) => n === "zone")?.[1] ?? value]);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("writes HELP as each format escapes it and bucket bounds and quantiles in canonical form", () => {
+    // The text format's HELP escapes backslash and line feed only; OpenMetrics' is an escaped-string, which also
+    // escapes the double quote (a bare one is no escaped-char).
+    const textHelp = /^# HELP \S+ (?:[^\\\n]|\\[\\n])*$/;
+    const openMetricsHelp = /^# HELP \S+ (?:[^\\"\n]|\\[\\n"])*$/;
+    fc.assert(
+      fc.property(fc.oneof(families.map((f) => renderFamilies(f, {}, "text")), exposition), (text) => {
+        const parsed = parseExposition(text).families;
+        for (const [format, help] of [["text", textHelp], ["openmetrics", openMetricsHelp]] as const) {
+          const lines = renderFamilies(parsed, {}, format).split("\n");
+          for (const line of lines.filter((l) => l.startsWith("# HELP "))) expect(line).toMatch(help);
+        }
+        const reread = parseExposition(renderFamilies(parsed, {}, "text")).families;
+        for (const f of reread) {
+          for (const s of f.samples) {
+            const name = f.type === "histogram" && s.name === `${f.name}_bucket` ? "le" : f.type === "summary" && s.name === f.name ? "quantile" : undefined;
+            const bound = s.labels.find(([n]) => n === name);
+            if (bound) expect(bound[1]).toBe(canonicalFloat(readFloat(bound[1]) as number));
+          }
+        }
+      }),
+      { numRuns: 1_000 },
     );
   });
 

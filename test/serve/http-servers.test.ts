@@ -148,7 +148,7 @@ describe("metrics server", () => {
     expect(head.status).toBe(200);
     expect(head.body).toBe("");
     expect(Number(head.headers["content-length"])).toBeGreaterThan(1000);
-    expect(head.headers.vary).toBe("Accept-Encoding");
+    expect(head.headers.vary).toBe("Accept, Accept-Encoding");
     const post = await get(`${rt.metricsUrl}/metrics`, {}, "POST");
     expect(post.status).toBe(404);
     expect(JSON.parse(post.body)).toMatchObject({ error: "not found" });

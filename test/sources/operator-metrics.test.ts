@@ -145,9 +145,9 @@ describe("exposition reader", () => {
     expect(parsed.errors).toHaveLength(3);
     expect(parsed.errors[0]).toMatch(/^line 8: bad value/);
     expect(parsed.errors[2]).toBe("line 11: sample h does not belong to the histogram h (its samples are h_bucket, h_sum, h_count, h_created)");
-    const round = renderFamilies(parsed.families, {}, false);
+    const round = renderFamilies(parsed.families, {}, "text");
     expect(round).toContain('a_total{x="1\\n2"} 5 1700000000000');
-    expect(renderFamilies(parsed.families, {}, true)).toContain('a_total{x="1\\n2"} 5 1700000000');
+    expect(renderFamilies(parsed.families, {}, "openmetrics")).toContain('a_total{x="1\\n2"} 5 1700000000');
   });
 });
 

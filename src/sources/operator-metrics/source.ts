@@ -101,7 +101,7 @@ class OperatorMetricsDriver implements PollDriver {
     }
     const merged = this.#withinBudget(kept);
     const labels = this.registry.defaultLabels;
-    this.registry.setExternalText("operator", renderFamilies(merged, labels, false), renderFamilies(merged, labels, true));
+    this.registry.setExternalText("operator", renderFamilies(merged, labels, "text"), renderFamilies(merged, labels, "openmetrics"));
     return {
       detail: mergeDetail(merged.length, clashes, kept.length - merged.length),
       debug: { url: this.config.url, families: merged.length, droppedFamilies: clashes, overLimitFamilies: kept.length - merged.length, skippedLines: parsed.errors.length },
