@@ -14,6 +14,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildSync, type BuildOptions } from "esbuild";
+import { WORKER_MODULES } from "../src/worker-modules.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -27,8 +28,8 @@ const REQUIRE_BANNER = 'import { createRequire as __sidecarCreateRequire } from 
 export function buildOptions(outdir: string): BuildOptions {
   return {
     absWorkingDir: ROOT,
-    // The scrape thread's module is an entry of its own: a worker is started from a file (see serve/scrape-thread.ts).
-    entryPoints: { cli: "src/cli.ts", "scrape-worker": "src/serve/scrape-worker.ts" },
+    // Each worker thread's module is an entry of its own: a worker is started from a file (see src/worker-modules.ts).
+    entryPoints: { cli: "src/cli.ts", ...Object.fromEntries(Object.entries(WORKER_MODULES).map(([name, path]) => [name, join("src", path)])) },
     outdir,
     bundle: true,
     splitting: true,
@@ -40,7 +41,7 @@ export function buildOptions(outdir: string): BuildOptions {
     // Stack traces need the mappings only; with --enable-source-maps Node reads and parses each chunk's map as
     // the chunk loads, so the sources themselves would only add to every start.
     sourcesContent: false,
-    // dist/ holds cli.js (the bin entry and the image's entrypoint), scrape-worker.js and a directory of the chunks they import.
+    // dist/ holds cli.js (the bin entry and the image's entrypoint), the worker threads' modules and a directory of the chunks they import.
     chunkNames: "chunks/[name]-[hash]",
     external: ["pino-pretty"],
     banner: { js: REQUIRE_BANNER },

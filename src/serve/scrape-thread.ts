@@ -1,7 +1,8 @@
-import { Worker, type WorkerOptions } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { MetricRegistry } from "../metrics/registry.ts";
+import { newWorker } from "../worker-modules.ts";
 import { MirrorSender } from "./exposition-mirror.ts";
 import type { ScrapeThreadOptions, ToMain, ToScrapeThread } from "./scrape-thread-protocol.ts";
 
@@ -10,19 +11,6 @@ const RESTART_DELAY_MS = 1_000;
 const RESTART_DELAY_MAX_MS = 30_000;
 /** How long a closing thread may take beyond the grace its server was given. */
 const CLOSE_MARGIN_MS = 2_000;
-
-/**
- * A new Worker for the scrape thread's module. In the bundle that module is an entry of its own beside cli.js (this
- * module is in cli.js or in a chunk under chunks/). Run from src/ (the tests, the demo) it is TypeScript: the worker
- * first registers tsx's loader, which a worker does not take from --import in its execArgv.
- */
-function newWorker(options: WorkerOptions): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL(here.includes("/chunks/") ? "../scrape-worker.js" : "./scrape-worker.js", here), options);
-  const module = new URL("./scrape-worker.ts", here).href;
-  const boot = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(module)}); });`;
-  return new Worker(boot, { ...options, eval: true });
-}
 
 /**
  * The main thread's side of metrics.scrapeThread: starts the scrape thread (scrape-worker.ts), which owns the
@@ -64,7 +52,7 @@ export class ScrapeThread {
   }
 
   #spawn(): Promise<void> {
-    const worker = newWorker({ workerData: this.#options, name: "scrape" });
+    const worker = newWorker("scrape-worker", { workerData: this.#options, name: "scrape" });
     this.#worker = worker;
     this.#sender = new MirrorSender();
     return new Promise<void>((resolve, reject) => {
