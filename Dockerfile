@@ -48,8 +48,9 @@ WORKDIR /app
 # protos/ and package.json sit beside dist/: the code finds the package's root once, as the directory above dist/
 # whose package.json names this package (src/package-root.ts), and reads the version and the .proto files from
 # there. The bundle holds every dependency but pino-pretty (the console log format loads it by name, from
-# node_modules), and CommonJS libraries in it may still require their optional parts by name; the production
-# node_modules are kept for those. Everything is owned by root and read-only to the process.
+# node_modules) and re2js (required by name when the configuration has a pattern), and CommonJS libraries in it
+# may still require their optional parts by name; the production node_modules are kept for those. Everything is
+# owned by root and read-only to the process.
 COPY package.json ./
 COPY protos ./protos
 COPY --from=prod-deps /src/node_modules ./node_modules

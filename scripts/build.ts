@@ -21,7 +21,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /**
  * The bundled CommonJS packages call require() for Node's modules and their own optional parts; an ES module has
  * no require, so each chunk makes one. Packages loaded at run time by name (pino-pretty, only for the console
- * log format) stay out of the bundle and are found in node_modules.
+ * log format; re2js, required by src/patterns/pattern.ts only for a configuration with a pattern) stay out of the
+ * bundle and are found in node_modules.
  */
 const REQUIRE_BANNER = 'import { createRequire as __sidecarCreateRequire } from "node:module"; const require = __sidecarCreateRequire(import.meta.url);';
 

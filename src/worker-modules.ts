@@ -6,6 +6,7 @@ import { Worker, type WorkerOptions } from "node:worker_threads";
  */
 export const WORKER_MODULES = {
   "scrape-worker": "./serve/scrape-worker.ts",
+  "pattern-worker": "./patterns/worker.ts",
 } as const;
 
 export type WorkerModule = keyof typeof WORKER_MODULES;

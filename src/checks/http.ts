@@ -1,6 +1,8 @@
 import type { Agent } from "undici";
 import type { HttpCheckSpec } from "../config/types.ts";
 import { reasonForStatus } from "../errors.ts";
+import { matches } from "../patterns/match.ts";
+import { compilePattern } from "../patterns/pattern.ts";
 import { Secret } from "../secret.ts";
 import { httpUpstream, traced, tracingOn } from "../tracing/spans.ts";
 import { bearerFromFile } from "../http/bearer-token.ts";
@@ -29,7 +31,7 @@ function statusMessage(status: number): string {
 export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
   let lease: Promise<PoolLease> | undefined;
   let agent: Agent | undefined;
-  const bodyPattern = spec.bodyMatch === undefined ? undefined : new RegExp(spec.bodyMatch);
+  const bodyPattern = spec.bodyMatch === undefined ? undefined : compilePattern(spec.bodyMatch);
   const url = new URL(spec.url);
   const fixedHeaders = configuredHeaders();
   const target: ExchangeTarget = {
@@ -76,7 +78,7 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
         const sharper = reasonForStatus(status);
         return { ok: false, message: `unexpected status ${status}`, reason: sharper === undefined || sharper === "other" ? "unhealthy" : sharper };
       }
-      if (bodyPattern && !bodyPattern.test(answer.body ?? "")) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
+      if (bodyPattern && !(await matches(bodyPattern, answer.body ?? "", signal))) return { ok: false, message: `body does not match /${spec.bodyMatch}/`, reason: "unhealthy" };
       return { ok: true, message: statusMessage(status) };
     },
     async close() {

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { patternProblem } from "../patterns/pattern.ts";
 import { parseDuration } from "./duration.ts";
 
 /** Renders a user's value the way they wrote it, for error messages. */
@@ -68,16 +69,12 @@ export const hostPort = () =>
     error: (iss) => `${show(iss.input)} is not an address, use host:port such as "localhost:5005"`,
   });
 
-/** A regular expression, checked to compile so a bad pattern is a config error, not a crash later. */
-export const regex = () =>
-  z.string().refine(
-    (re) => {
-      try {
-        new RegExp(re);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { error: (iss) => `${show(iss.input)} is not a valid regular expression` },
-  );
+/**
+ * A pattern in RE2 syntax, compiled by the engine that will run it, so one it cannot run is a config error naming
+ * the field, not a failure later.
+ */
+export const pattern = () =>
+  z.string().superRefine((source, ctx) => {
+    const problem = patternProblem(source);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${show(source)} is not a pattern this exporter can run: ${problem}` });
+  });

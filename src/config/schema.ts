@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
-import { bool, duration, enumOf, hostPort, httpPath, port, regex, show, timerDuration } from "./primitives.ts";
+import { bool, duration, enumOf, hostPort, httpPath, pattern, port, show, timerDuration } from "./primitives.ts";
 
 export const CHECK_TYPES = ["http", "tcp", "grpc", "source", "backup"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -46,7 +46,7 @@ export const checkSchema = z.strictObject({
   url: z.string().optional(),
   method: enumOf(HTTP_METHODS).optional(),
   expectedStatus: z.array(statusSpec).optional(),
-  bodyMatch: regex().optional(),
+  bodyMatch: pattern().optional(),
   headers: z.record(z.string(), z.string()).optional(),
   bearerTokenFile: z.string().optional(),
   maxBodyBytes: z.number().int().positive().optional(),

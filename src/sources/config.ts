@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { bool, duration, enumOf, regex, timerDuration } from "../config/primitives.ts";
+import { bool, duration, enumOf, pattern, timerDuration } from "../config/primitives.ts";
 import { secretRef } from "../config/secret-ref.ts";
 
 /** Settings every source has. Interval and timeout default to metrics.collection's. */
@@ -116,7 +116,7 @@ export const backupsSourceSchema = z.strictObject({
   ...common,
   targets: z.array(backupTargetSchema).min(1, { error: "add at least one target (type s3 or filesystem)" }),
   /** File names that count as backups; default: everything under the prefix. */
-  match: regex().optional(),
+  match: pattern().optional(),
 });
 
 export const operatorMetricsSourceSchema = z.strictObject({

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, get, healthClient } from "../helpers.ts";
+import { eventually, get, healthClient, httpServer } from "../helpers.ts";
 import {
   copyPaths,
   type Dockerfile,
@@ -474,13 +474,36 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     expect(await exited).toBe(0);
   });
 
+  it("matches a bodyMatch over a large body on the pattern's worker thread, whose module the bundle holds beside cli.js", async () => {
+    const upstream = await httpServer((_req, res) => res.end(`${"a".repeat(1_000_000)}ok`));
+    const configFile = join(work, "body-match.yaml");
+    writeFileSync(configFile, JSON.stringify({ healthChecks: { dependencies: [{ name: "big", type: "http", url: upstream.url, bodyMatch: "a+ok$", timeout: "10s" }] } }));
+    const { started, stop, exited } = await startEntrypoint(["--config", configFile], EPHEMERAL_PORTS);
+    try {
+      const verdict = await eventually(async () => {
+        const state = JSON.parse((await get(local(started.health, "/health/big"))).body) as { status: string };
+        return state.status === "pending" ? undefined : state;
+      }, 15_000);
+      expect(verdict).toMatchObject({ status: "pass" });
+    } finally {
+      stop();
+      await upstream.close();
+    }
+    expect(await exited).toBe(0);
+  });
+
   it("exits 2 on an invalid configuration, naming the field, before any server listens", async () => {
     const configFile = join(work, "invalid.yaml");
-    writeFileSync(configFile, ["metrics: { port: 70000 }", "health: { port: 0 }", "logging: { format: json }"].join("\n"));
+    // A pattern the engine cannot run is refused there too: the engine is read from node_modules, not the bundle.
+    writeFileSync(
+      configFile,
+      ["metrics: { port: 70000 }", "health: { port: 0 }", "logging: { format: json }", "healthChecks: { dependencies: [{ name: web, type: http, url: 'http://a', bodyMatch: '(?=ok)' }] }"].join("\n"),
+    );
     const result = await run(["--config", configFile]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("invalid configuration");
     expect(result.stderr).toMatch(/✗ metrics\.port: /);
+    expect(result.stderr).toMatch(/✗ healthChecks\.dependencies\[0\]\.bodyMatch: "\(\?=ok\)" is not a pattern/);
     expect(result.stdout).not.toContain("listening");
   });
 

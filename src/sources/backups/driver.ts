@@ -4,6 +4,7 @@ import type { Logger } from "../../log.ts";
 import { METRICS } from "../../metrics/catalogue.ts";
 import type { MetricHandles } from "../../metrics/registry.ts";
 import { OwnedSeries, type Sample } from "../../metrics/series.ts";
+import { compilePattern } from "../../patterns/pattern.ts";
 import { SeriesBudget } from "../../metrics/series-budget.ts";
 import { RetryAfterError } from "../health.ts";
 import { type BackupsSourceConfig, type BackupTargetConfig, type Schedule, SOURCE_NAMES } from "../config.ts";
@@ -51,7 +52,7 @@ export class BackupsDriver implements PollDriver {
   readonly #verified: OwnedSeries;
 
   constructor(config: BackupsSourceConfig & Schedule, metrics: MetricHandles, logger: Logger, listerFor: ListerFactory = defaultListerFor, seriesLimit?: number) {
-    const match = config.match === undefined ? undefined : new RegExp(config.match);
+    const match = config.match === undefined ? undefined : compilePattern(config.match);
     const log = logger.child({ source: SOURCE_NAMES.backups });
     this.#targets = config.targets.map((t) => new BackupTarget(t, listerFor(t, config.timeoutMs), match, log));
     this.#budgetMs = Math.max(1, Math.floor(config.timeoutMs * TARGET_BUDGET_SHARE));

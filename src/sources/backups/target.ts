@@ -2,6 +2,8 @@ import type { BackupTargetState } from "../../checks/types.ts";
 import { formatDuration } from "../../config/duration.ts";
 import { classifyError, type FailureReason, UpstreamError } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../log.ts";
+import { matchEach } from "../../patterns/match.ts";
+import type { Pattern } from "../../patterns/pattern.ts";
 import { RetryAfterError } from "../health.ts";
 import type { BackupTargetConfig } from "../config.ts";
 import type { BackupLister, BackupObject } from "./types.ts";
@@ -42,7 +44,7 @@ export class BackupTarget {
   constructor(
     readonly config: BackupTargetConfig,
     private readonly lister: BackupLister,
-    private readonly match: RegExp | undefined,
+    private readonly match: Pattern | undefined,
     private readonly logger: Logger,
   ) {
     this.name = config.name;
@@ -73,7 +75,8 @@ export class BackupTarget {
     const signal = AbortSignal.any([parent, budget]);
     try {
       const listed = await this.lister.list(signal);
-      const backups = this.match ? listed.filter((o) => (this.match as RegExp).test(o.key)) : listed;
+      const matched = this.match ? await matchEach(this.match, listed.map((o) => o.key), signal) : undefined;
+      const backups = matched ? listed.filter((_, i) => matched[i]) : listed;
       const newest = newestOf(backups);
       const verification = newest ? await this.#verify(newest, signal) : undefined;
       this.#good = { at: Date.now(), objects: backups.length, ...(newest && { newest }), ...(verification && { verification }) };
