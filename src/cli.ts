@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { formatDuration } from "./config/duration.ts";
+import { firstFindings } from "./config/findings.ts";
 import { loadConfig, type LoadResult } from "./config/load.ts";
 import type { Finding } from "./config/resolve.ts";
 import type { Config } from "./config/types.ts";
@@ -41,7 +42,9 @@ Exit codes: 0 ok, 1 runtime failure (or a failing check with 'check'), 2 invalid
 const EXIT_USAGE = 2;
 
 function printFindings(kind: "error" | "warning", findings: Finding[]): void {
-  for (const f of findings) process.stderr.write(`  ${kind === "error" ? "✗" : "!"} ${f.path}: ${f.message}\n`);
+  const { shown, more } = firstFindings(findings);
+  for (const f of shown) process.stderr.write(`  ${kind === "error" ? "✗" : "!"} ${f.path}: ${f.message}\n`);
+  if (more > 0) process.stderr.write(`  … and ${more} more ${kind}${more === 1 ? "" : "s"}\n`);
 }
 
 async function loadOrExit(file: string | undefined): Promise<Extract<LoadResult, { ok: true }>> {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { firstFindings } from "./config/findings.ts";
 import { loadConfig } from "./config/load.ts";
+import { readConfigFile } from "./config/read-file.ts";
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./log.ts";
 import type { Runtime } from "./runtime.ts";
@@ -37,13 +38,16 @@ export class ConfigReloader {
     clearInterval(this.#timer);
   }
 
+  /**
+   * What the file holds now, to compare with the last look: a digest of its text, or the reason it is refused (not
+   * a regular file, too large), read as the loader reads it so that neither waits on a FIFO nor reads without
+   * bound. Undefined when it cannot be opened: mid-swap or gone, the next round looks again.
+   */
   async #read(): Promise<string | undefined> {
     if (this.file === undefined) return undefined;
-    try {
-      return createHash("sha256").update(await readFile(this.file)).digest("hex");
-    } catch {
-      return undefined; // mid-swap or gone: the next round looks again
-    }
+    const read = await readConfigFile(this.file);
+    if (read.ok) return createHash("sha256").update(read.text).digest("hex");
+    return read.refused ? `refused: ${read.message}` : undefined;
   }
 
   async #poll(): Promise<void> {
@@ -66,13 +70,16 @@ export class ConfigReloader {
     const result = await loadConfig(this.file);
     if (!result.ok) {
       handles.configReloads.inc({ result: "failure" });
+      const { shown, more } = firstFindings(result.errors);
       this.logger.error(
-        { trigger, file: this.file, errors: result.errors.map((e) => `${e.path}: ${e.message}`) },
+        { trigger, file: this.file, errors: shown.map((e) => `${e.path}: ${e.message}`), ...(more > 0 && { moreErrors: more }) },
         "configuration reload rejected; the running configuration stays",
       );
       return false;
     }
-    for (const w of result.warnings) this.logger.warn({ path: w.path }, `configuration: ${w.message}`);
+    const { shown, more } = firstFindings(result.warnings);
+    for (const w of shown) this.logger.warn({ path: w.path }, `configuration: ${w.message}`);
+    if (more > 0) this.logger.warn({ more }, "configuration: further warnings, not shown");
     try {
       const outcome = await this.runtime.applyConfig(result.config);
       handles.configReloads.inc({ result: "success" });

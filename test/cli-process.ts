@@ -34,3 +34,25 @@ export function writeConfig(doc: unknown): string {
   writeFileSync(file, typeof doc === "string" ? doc : stringify(doc));
   return file;
 }
+
+/**
+ * Stops a run with SIGTERM and waits for it, with SIGKILL after `graceMs`: a process whose event loop is stuck
+ * never runs its handler, and a test that found one must not leave it behind.
+ */
+export async function stopCli(run: CliRun, graceMs = 10_000): Promise<number | null> {
+  if (run.child.exitCode !== null || run.child.signalCode !== null) return run.exited;
+  run.child.kill("SIGTERM");
+  const timer = setTimeout(() => run.child.kill("SIGKILL"), graceMs);
+  try {
+    return await run.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A configuration of `n` checks, each with a timeout that is not a duration: `n` errors, about 100 bytes each. */
+export function checksWithBadTimeouts(n: number): string {
+  const lines = ["healthChecks:", "  dependencies:"];
+  for (let i = 0; i < n; i++) lines.push(`    - { name: check-${String(i).padStart(6, "0")}, type: http, url: "http://127.0.0.1:1/x", timeout: "5", interval: 15s }`);
+  return `${lines.join("\n")}\n`;
+}

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { closest, distance } from "fastest-levenshtein";
 import type * as z from "zod";
+import { readConfigFile } from "./read-file.ts";
 import { configSchema } from "./schema.ts";
 import { resolveConfig, type Finding } from "./resolve.ts";
 import type { Config } from "./types.ts";
@@ -206,20 +206,13 @@ export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEn
   let doc: unknown = {};
   let yamlWarnings: Finding[] = [];
   if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code ?? err);
-      return { ok: false, errors: [{ path: file, message: `cannot read the config file: ${why}; pass an existing file with --config or SIDECAR_CONFIG` }], warnings: [], file };
-    }
-    // A file that reads quickly and validates is done; any other is read again by yaml, to say where it is wrong.
+    const read = await readConfigFile(file);
+    if (!read.ok) return { ok: false, errors: [{ path: file, message: read.message }], warnings: [], file };
+    const { text } = read;
+    // A file the quick reading takes is done, valid or not: yaml would read the same document and validation find
+    // the same faults, at several times the cost. Any other file is read by yaml, to say where it is wrong.
     const quick = await quickRead(text);
-    if (quick) {
-      const validation = validateWithEnv(quick, env);
-      if (validation.ok) return { ...validation, file };
-    }
+    if (quick) return { ...validateWithEnv(quick, env), file };
     const { LineCounter, parseDocument } = await yaml();
     const lineCounter = new LineCounter();
     // logLevel "error": YAML warnings (an unknown tag) are reported with the config's other warnings, not printed
