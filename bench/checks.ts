@@ -50,7 +50,7 @@ function writeConfig(dir: string, urls: string[], ports: { metrics: number; heal
     metrics: { port: ports.metrics },
     health: { port: ports.health },
     grpcHealth: { port: ports.grpc },
-    server: { address: "127.0.0.1", shutdownGracePeriod: "1s" },
+    server: { address: "127.0.0.1", shutdownDelay: "0s", shutdownGracePeriod: "1s" },
     sources: {},
     healthChecks: {
       dependencies: urls.map((url, i) => ({ name: `svc-${String(i).padStart(5, "0")}`, type: "http", url: `${url}&from=${FROM}`, interval: `${INTERVAL_S}s`, timeout: "5s" })),

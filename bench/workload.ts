@@ -362,7 +362,7 @@ export function exporterConfig(up: Upstreams, ports: ExporterPorts, opts: { name
     metrics: { port: ports.metrics, custom: { labels: { cluster: "bench", region: "local" } }, collection: { interval: "15s", timeout: "10s" } },
     health: { port: ports.health },
     grpcHealth: { port: ports.grpc },
-    server: { address: "127.0.0.1", shutdownGracePeriod: "1s" },
+    server: { address: "127.0.0.1", shutdownDelay: "0s", shutdownGracePeriod: "1s" },
     limits: { seriesPerSource: 1_000_000, maxConnections: 256 },
     sources: withSources
       ? {

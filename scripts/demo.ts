@@ -88,7 +88,8 @@ export async function startDemoEnvironment(ports = { metrics: 8080, health: 8081
     metrics: { port: ports.metrics, custom: { labels: { cluster: "demo", region: "local" } }, collection: { interval, timeout: "2s" } },
     health: { port: ports.health },
     grpcHealth: { port: ports.grpc },
-    server: { address: "127.0.0.1" },
+    // Nothing routes to the demo through a Service, so a stop need not wait for one to notice.
+    server: { address: "127.0.0.1", shutdownDelay: "0s" },
     sources: {
       talos: { talosconfig, cluster: "demo" },
       kubernetes: { kubeconfig },

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /*
- * Only what parses the arguments and validates the configuration is imported here: a bad configuration exits 2
- * before any port opens, and everything else (logging, the runtime and its servers, the `check` command) is
- * loaded with import() once it is needed, so a cold start reads no more than it must before the health server
- * listens.
+ * Only what parses the arguments, validates the configuration and takes the signals is imported here: a bad
+ * configuration exits 2 before any port opens, and everything else (logging, the runtime and its servers, the
+ * `check` command) is loaded with import() once it is needed, so a cold start reads no more than it must before
+ * the health server listens.
  */
 import { parseArgs } from "node:util";
 import { formatDuration } from "./config/duration.ts";
@@ -14,6 +14,7 @@ import type { Config } from "./config/types.ts";
 import { errorMessage } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { scrub } from "./secret.ts";
+import { ProcessSignals } from "./signals.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `sidecar-exporter ${VERSION}
@@ -145,7 +146,9 @@ function logProcessWarnings(log: Logger): void {
 }
 
 async function serve(config: Config, file: string | undefined): Promise<void> {
-  const { Runtime } = await import("./runtime.ts");
+  // Before the first port opens: from here on no signal ends the process by Node's default action.
+  const signals = new ProcessSignals();
+  const [{ Runtime }, { stopOnSignals }] = await Promise.all([import("./runtime.ts"), import("./shutdown.ts")]);
   // The health server listens before logging and the rest are loaded, so the process is live from here on; a
   // failure to listen is logged as any other failure to start.
   const health = await Runtime.serveHealth(config).catch((err: unknown) => ({ failed: err }));
@@ -161,35 +164,17 @@ async function serve(config: Config, file: string | undefined): Promise<void> {
     log.fatal({ err: errorMessage(err) }, "cannot start");
     process.exit(1);
   }
-  // SIGHUP or a changed file re-reads the configuration. In place before "started" is logged: Node's default for a
-  // SIGHUP with no handler ends the process, and the reloader's module is loaded only now.
+  // Told to stop while starting: readiness fails before anything could be routed here, and the stop is acted on
+  // below, once everything that started can be stopped in order.
+  const stoppedWhileStarting = signals.stopRequested !== undefined;
+  if (stoppedWhileStarting) runtime.withdraw();
+  // SIGHUP or a changed file re-reads the configuration; a SIGHUP that came while starting is honoured now.
   const { ConfigReloader } = await import("./reload.ts");
   const reloader = new ConfigReloader(file, runtime, logging.component("config"));
   await reloader.start();
   log.info({ version: VERSION, checks: config.checks.length, ...runtime.addresses }, "sidecar-exporter started");
-
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      log.warn({ signal }, "second signal: exiting now");
-      process.exit(1);
-    }
-    signalled = true;
-    log.info({ signal, graceMs: config.server.shutdownGracePeriodMs }, "shutting down: readiness is now failing, draining servers");
-    reloader.stop();
-    runtime.stop().then(
-      () => {
-        log.info("shutdown complete");
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err: errorMessage(err) }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  if (!stoppedWhileStarting) signals.onHangup(() => void reloader.reload("SIGHUP"));
+  stopOnSignals(signals, runtime, log, { skipDelay: stoppedWhileStarting, onBegin: () => reloader.stop(), exit: (code) => process.exit(code) });
   // A bug in one handler must be seen, not kill the probe target of the operator's pod.
   process.on("unhandledRejection", (reason) => log.error({ err: errorMessage(reason) }, "unhandled promise rejection"));
 }

@@ -7,16 +7,15 @@ import { errorMessage } from "./log.ts";
 import type { Runtime } from "./runtime.ts";
 
 /**
- * Re-reads the configuration on SIGHUP or when the file changes, and hands a valid one to the runtime. A mounted
- * ConfigMap changes by an atomic swap of a symlink (`..data`), which file watchers miss or report on the wrong
- * path, so the file's content is compared on a timer instead. An invalid file is rejected with the same field
- * errors as at start, and the running configuration stays.
+ * Re-reads the configuration when asked (the CLI asks on SIGHUP) or when the file changes, and hands a valid one
+ * to the runtime. A mounted ConfigMap changes by an atomic swap of a symlink (`..data`), which file watchers miss
+ * or report on the wrong path, so the file's content is compared on a timer instead. An invalid file is rejected
+ * with the same field errors as at start, and the running configuration stays.
  */
 export class ConfigReloader {
   #digest: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<boolean> | undefined;
-  readonly #onHup = () => void this.reload("SIGHUP");
 
   constructor(
     private readonly file: string | undefined,
@@ -26,7 +25,6 @@ export class ConfigReloader {
   ) {}
 
   async start(): Promise<void> {
-    process.on("SIGHUP", this.#onHup);
     if (this.file === undefined) return;
     this.#digest = await this.#read();
     this.#timer = setInterval(() => void this.#poll(), this.pollMs);
@@ -34,7 +32,6 @@ export class ConfigReloader {
   }
 
   stop(): void {
-    process.off("SIGHUP", this.#onHup);
     clearInterval(this.#timer);
   }
 

@@ -261,6 +261,11 @@ export class Runtime {
     return { logger: this.opts.logging.component("sources"), metrics: this.metrics, seriesLimit: config.limits.seriesPerSource };
   }
 
+  /** Readiness fails from now on (503, gRPC NOT_SERVING) while everything else goes on as before; stop() follows. */
+  withdraw(): void {
+    this.model.beginShutdown();
+  }
+
   /**
    * Readiness turns false at once, checks stop, then the servers drain for up to the grace period.
    * Safe to call more than once; later calls wait for the first.

@@ -2,27 +2,18 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HealthCheckResponse } from "../src/grpc/protos.ts";
 import { VERSION } from "../src/version.ts";
 import { runCli, writeConfig } from "./cli-process.ts";
-import { eventually, get, healthClient, httpServer, type TestServer } from "./helpers.ts";
+import { eventually, freePort, get, healthClient, httpServer, type TestServer } from "./helpers.ts";
 
 const servers: TestServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-const EPHEMERAL = { metrics: { port: 0 }, health: { port: 0 }, grpcHealth: { port: 0 }, server: { address: "127.0.0.1", shutdownGracePeriod: "2s" } };
+const EPHEMERAL = { metrics: { port: 0 }, health: { port: 0 }, grpcHealth: { port: 0 }, server: { address: "127.0.0.1", shutdownDelay: "0s", shutdownGracePeriod: "2s" } };
 
 describe("command line", () => {
   it("prints the version and the help", async () => {

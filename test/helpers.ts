@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { request } from "undici";
 import { healthClientConstructor, type HealthCheckResponse } from "../src/grpc/protos.ts";
@@ -64,6 +64,15 @@ export async function get(url: string, headers: Record<string, string> = {}, met
   const res = await request(url, { method, headers });
   const body = await res.body.text();
   return { status: res.statusCode, headers: res.headers, body };
+}
+
+/** A port nothing listens on now, for a test that must know a server's port before the server can say it. */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
 }
 
 /** Polls until `fn` returns a truthy value or the time runs out. */

@@ -100,7 +100,7 @@ describe("logging", () => {
         metrics: { port: 0 },
         health: { port: 0 },
         grpcHealth: { port: 0 },
-        server: { address: "127.0.0.1" },
+        server: { address: "127.0.0.1", shutdownDelay: "0s" },
         logging: { level: "trace" },
         healthChecks: {
           dependencies: [

@@ -16,7 +16,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const PORTS = { metrics: { port: 0 }, health: { port: 0 }, grpcHealth: { port: 0 }, server: { address: "127.0.0.1", shutdownGracePeriod: "1s" } };
+const PORTS = { metrics: { port: 0 }, health: { port: 0 }, grpcHealth: { port: 0 }, server: { address: "127.0.0.1", shutdownDelay: "0s", shutdownGracePeriod: "1s" } };
 
 /** A directory laid out like a mounted ConfigMap: config.yaml → ..data/config.yaml, ..data → a timestamped dir. */
 function configMapDir(doc: unknown): { dir: string; file: string; swap(doc: unknown): void } {

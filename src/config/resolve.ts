@@ -144,7 +144,7 @@ export function resolveConfig(raw: RawConfig): ResolveResult {
     },
     health: raw.health,
     grpcHealth: raw.grpcHealth,
-    server: { address: raw.server.address, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
+    server: { address: raw.server.address, shutdownDelayMs: raw.server.shutdownDelay, shutdownGracePeriodMs: raw.server.shutdownGracePeriod },
     checks,
     sources,
     limits: raw.limits,

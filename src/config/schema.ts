@@ -128,6 +128,8 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       address: z.string().default("0.0.0.0"),
+      /** On SIGTERM, readiness fails this long before the servers stop accepting: what a load balancer needs to notice. */
+      shutdownDelay: timerDuration().default(5_000),
       shutdownGracePeriod: timerDuration().default(5_000),
     })
     .prefault({}),

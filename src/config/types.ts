@@ -90,7 +90,7 @@ export interface Config {
   };
   health: { enabled: boolean; port: number; livenessPath: string; readinessPath: string };
   grpcHealth: { enabled: boolean; port: number };
-  server: { address: string; shutdownGracePeriodMs: number };
+  server: { address: string; shutdownDelayMs: number; shutdownGracePeriodMs: number };
   checks: CheckSpec[];
   sources: ResolvedSources;
   limits: { seriesPerSource: number; maxConnections: number };

@@ -327,13 +327,16 @@ describe("the runtime stage's layout, assembled without Docker", () => {
     });
   }
 
-  /** Runs the entrypoint until it logs that it started, with the addresses it logged; stop() sends SIGTERM. */
+  /**
+   * Runs the entrypoint until it logs that it started, with the addresses it logged; stop() sends SIGTERM, or
+   * SIGINT to a start without a configuration file, whose default shutdown delay SIGINT skips.
+   */
   async function startEntrypoint(args: string[], extraEnv: Record<string, string> = {}) {
     const child = entrypoint(args, extraEnv);
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const stop = () => void child.kill("SIGTERM");
+    const stop = (signal: "SIGTERM" | "SIGINT" = "SIGTERM") => void child.kill(signal);
     try {
       const started = await eventually(() => {
         const line = stdout.split("\n").find((l) => l.includes('"sidecar-exporter started"'));
@@ -416,7 +419,7 @@ describe("the runtime stage's layout, assembled without Docker", () => {
         "metrics: { port: 0 }",
         "health: { port: 0 }",
         "grpcHealth: { port: 0 }",
-        "server: { address: 127.0.0.1, shutdownGracePeriod: 1s }",
+        "server: { address: 127.0.0.1, shutdownDelay: 0s, shutdownGracePeriod: 1s }",
         "logging: { format: json }",
       ].join("\n"),
     );
@@ -457,7 +460,7 @@ describe("the runtime stage's layout, assembled without Docker", () => {
       expect(metrics.status).toBe(200);
       expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
     } finally {
-      stop();
+      stop("SIGINT");
     }
     expect(await exited).toBe(0);
   });
@@ -469,7 +472,7 @@ describe("the runtime stage's layout, assembled without Docker", () => {
       expect(metrics.status).toBe(200);
       expect(metrics.body).toContain("# TYPE sidecar_build_info gauge");
     } finally {
-      stop();
+      stop("SIGINT");
     }
     expect(await exited).toBe(0);
   });

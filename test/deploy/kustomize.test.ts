@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify, parseAllDocuments } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseDuration } from "../../src/config/duration.ts";
 import { kubernetesSourceSchema } from "../../src/sources/config.ts";
 import { watchedKinds } from "../../src/sources/kubernetes/kinds.ts";
 
@@ -73,6 +74,7 @@ interface Deployment extends K8sObject {
       spec: {
         serviceAccountName?: string;
         automountServiceAccountToken?: boolean;
+        terminationGracePeriodSeconds?: number;
         securityContext?: SecurityContext & { fsGroup?: number };
         containers: Container[];
         volumes?: Volume[];
@@ -357,6 +359,10 @@ describe("k8s/base", () => {
     expect(printed.grpcHealth.port).toBe(port("grpc-health"));
     expect(exporter.livenessProbe?.httpGet?.path).toBe(printed.health.livenessPath);
     expect(exporter.readinessProbe?.httpGet?.path).toBe(printed.health.readinessPath);
+    // The shutdown delay and the drain end before the kubelet kills the container.
+    const { shutdownDelay, shutdownGracePeriod } = (parse(run.stdout) as { server: { shutdownDelay: string; shutdownGracePeriod: string } }).server;
+    const shutdownMs = (parseDuration(shutdownDelay) ?? Infinity) + (parseDuration(shutdownGracePeriod) ?? Infinity);
+    expect(shutdownMs).toBeLessThan((pod.terminationGracePeriodSeconds ?? 30) * 1_000);
   });
 });
 
