@@ -578,6 +578,46 @@ describe("faults", () => {
     expect(ev.type).toBe("ADDED");
     expect(JSON.stringify(ev).length).toBeGreaterThan(190_000);
   });
+
+  it("garbage on a watch: a line that is not JSON, and the stream stays open", async () => {
+    sim.setFault({ kind: "garbage" }, { only: "watch" });
+    const res = await call(`${WIDGETS}?watch=1`);
+    expect(res.statusCode).toBe(200);
+    const body = res.body as AsyncIterable<Buffer>;
+    const first = (await body[Symbol.asyncIterator]().next()).value as Buffer;
+    expect(first.toString("latin1")).toMatch(/not an event<\/html>\n$/);
+    expect(() => JSON.parse(first.toString("latin1"))).toThrow(SyntaxError);
+    expect(res.body.destroyed).toBe(false);
+    res.body.destroy();
+  });
+
+  it("endAtOnce on a watch: 200 and the stream ends with no event", async () => {
+    sim.setFault({ kind: "endAtOnce" }, { only: "watch" });
+    const w = await openWatch(`${WIDGETS}?watch=1`);
+    await w.ended();
+    expect(w.error).toBeUndefined();
+    expect(w.events).toEqual([]);
+  });
+
+  it("flood: a paged list and a watch of made-up objects, none of them stored", async () => {
+    sim.setFault({ kind: "flood", objects: 250 }, { only: "list" });
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await getJson(`${WIDGETS}?limit=100${token ? `&continue=${token}` : ""}`);
+      seen.push(...names(page.body));
+      token = metaOf(page.body).continue as string | undefined;
+    } while (token);
+    expect(seen).toHaveLength(250);
+    expect(new Set(seen).size).toBe(250);
+
+    sim.setFault({ kind: "flood", objects: 300 }, { only: "watch" });
+    const w = await openWatch(`${WIDGETS}?watch=1`);
+    for (let i = 0; i < 300; i++) expect(await w.next()).toMatchObject({ type: "ADDED", object: { metadata: { name: `flood-${i}`, uid: `flood-uid-${i}` } } });
+    expect(w.done).toBe(false);
+    sim.setFault("none");
+    expect(names((await getJson(WIDGETS)).body)).toEqual(["a", "b"]);
+  });
 });
 
 describe("TLS and kubeconfig", () => {

@@ -57,7 +57,8 @@ export interface WatchEvent {
  * Misbehaviour for list and watch requests. On a watch, body-level faults act on
  * the event stream: malformed sends one truncated event line, huge sends one
  * event line of about `bytes` bytes, reset cuts an event line in half; each then
- * ends the stream (reset by destroying the socket).
+ * ends the stream (reset by destroying the socket). garbage and flood leave the
+ * stream open, as a server that goes on talking would.
  */
 export type Fault =
   | { kind: "none" }
@@ -76,7 +77,16 @@ export type Fault =
   /** Headers and half the body, then the socket is destroyed. */
   | { kind: "reset" }
   /** 429 TooManyRequests with Retry-After. */
-  | { kind: "retryAfter"; seconds: number };
+  | { kind: "retryAfter"; seconds: number }
+  /** 200, then a line of bytes that are not JSON; a watch stays open after it. */
+  | { kind: "garbage" }
+  /** 200 and an empty body at once: a watch that ends as soon as it opens, without an event. */
+  | { kind: "endAtOnce" }
+  /**
+   * `objects` made-up objects of the resource, none of them stored: a list of them (paged by limit and
+   * continue), or a watch that sends each as ADDED and stays open.
+   */
+  | { kind: "flood"; objects: number };
 
 export interface FaultScope {
   /** Only requests whose path starts with this are affected. */
@@ -780,6 +790,47 @@ function serveHuge(res: ServerResponse, resource: Resource, rv: number, bytes: n
   void writePadded(res, head, filler, tail);
 }
 
+/** The `i`th object of a flood: each with its own name and uid, so none replaces another. */
+function floodObject(res: Resource, i: number, rv: number): KubeObject {
+  return {
+    apiVersion: res.apiVersion,
+    kind: res.kind,
+    metadata: {
+      name: `flood-${i}`,
+      ...(res.namespaced ? { namespace: "flood" } : {}),
+      uid: `flood-uid-${i}`,
+      resourceVersion: String(rv),
+    },
+    spec: {},
+  };
+}
+
+/** One page of a flood list; its continue token is the offset of the next page. */
+function floodPage(res: Resource, rv: number, total: number, query: URLSearchParams): Record<string, unknown> {
+  const limit = Number.parseInt(query.get("limit") ?? "", 10);
+  const from = Number(Buffer.from(query.get("continue") ?? "", "base64url").toString("utf8")) || 0;
+  const to = limit > 0 ? Math.min(total, from + limit) : total;
+  const items: KubeObject[] = [];
+  for (let i = from; i < to; i++) items.push(floodObject(res, i, rv));
+  const metadata: Record<string, unknown> = { resourceVersion: String(rv) };
+  if (to < total) {
+    metadata.continue = Buffer.from(String(to)).toString("base64url");
+    metadata.remainingItemCount = total - to;
+  }
+  return { kind: `${res.kind}List`, apiVersion: res.apiVersion, metadata, items };
+}
+
+/**
+ * Sends `total` ADDED events as fast as the client reads them, then leaves the stream open. They all carry the
+ * current resourceVersion, so a client that watches again from it still gets the changes made after.
+ */
+async function floodWatch(res: ServerResponse, resource: Resource, rv: number, total: number): Promise<void> {
+  res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+  for (let i = 0; i < total && !res.destroyed; i++) {
+    if (!res.write(eventLine("ADDED", floodObject(resource, i, rv)))) await waitDrain(res);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The server
 
@@ -1341,6 +1392,19 @@ class SimServer implements KubeApiSim {
       }
       case "huge":
         return serveHuge(res, resource, rv, fault.bytes, watch);
+      case "garbage": {
+        const line = Buffer.from("\u0000\u00ff<html>not an event</html>\n", "latin1");
+        res.writeHead(200, { "content-type": "application/json", ...(watch ? { "transfer-encoding": "chunked" } : { "content-length": line.length }) });
+        if (watch) res.write(line);
+        else res.end(line);
+        return;
+      }
+      case "endAtOnce":
+        res.writeHead(200, { "content-type": "application/json", "content-length": 0 });
+        res.end();
+        return;
+      case "flood":
+        return watch ? void floodWatch(res, resource, rv, fault.objects) : sendJson(res, 200, floodPage(resource, rv, fault.objects, query));
       case "reset": {
         const body = realBody();
         res.writeHead(200, { "content-type": "application/json", ...(watch ? {} : { "content-length": body.length }) });
