@@ -17,7 +17,7 @@ import { RetryAfterError } from "../../src/sources/health.ts";
 import { SourceRegistry } from "../../src/sources/registry.ts";
 import type { Source } from "../../src/sources/types.ts";
 import { UpstreamError } from "../../src/errors.ts";
-import { kubeconfigYaml, startKubeApiSim, type KubeApiSim, type KubeApiSimOptions, type KubeObject, type RecordedRequest } from "../sim/kube-api.ts";
+import { type Fault, kubeconfigYaml, startKubeApiSim, type KubeApiSim, type KubeApiSimOptions, type KubeObject, type RecordedRequest } from "../sim/kube-api.ts";
 import { createCA, issueCert } from "../sim/pki.ts";
 import { LogCapture, configFrom, eventually } from "../helpers.ts";
 
@@ -98,7 +98,7 @@ function seed(sim: KubeApiSim, namespace = "default"): void {
   sim.upsert(tailscale("TailscaleServices", "web", { namespace, spec: { vipService: { name: "svc:web" } }, status: { conditions: [cond("Ready", "False")] } }));
 }
 
-const FAST = { backoffBaseMs: 50, backoffMaxMs: 200, notFoundRetryMs: 300, minWatchMs: 50, heartbeatMs: 200 };
+const FAST = { backoffBaseMs: 50, backoffMaxMs: 200, notFoundRetryMs: 300, heartbeatMs: 200 };
 
 interface Harness {
   sim: KubeApiSim;
@@ -290,6 +290,7 @@ describe("kubernetes source: series follow each object", () => {
     expect(value(text, "service_coordinator_services_total", { namespace: "default" })).toBe(2);
     expect(value(text, "sidecar_series_dropped_total", { source: "kubernetes" })).toBe(1);
   });
+
 });
 
 describe("kubernetes source: etcd backups", () => {
@@ -515,7 +516,7 @@ describe("kubernetes source: failures", () => {
   });
 
   it("backs off exponentially with jitter up to the cap, and never sooner than Retry-After", () => {
-    const timing = { watchTimeoutSeconds: 300, pageSize: 100, backoffBaseMs: 1_000, backoffMaxMs: 30_000, notFoundRetryMs: 60_000, minWatchMs: 1_000 };
+    const timing = { watchTimeoutSeconds: 300, pageSize: 100, backoffBaseMs: 1_000, backoffMaxMs: 30_000, notFoundRetryMs: 60_000 };
     const other = new UpstreamError("boom", "other");
     expect(retryDelayMs(other, 1, timing, () => 0)).toBe(500);
     expect(retryDelayMs(other, 1, timing, () => 1)).toBe(1_000);
@@ -523,6 +524,73 @@ describe("kubernetes source: failures", () => {
     expect(retryDelayMs(other, 20, timing, () => 1)).toBe(30_000);
     expect(retryDelayMs(new UpstreamError("no CRD", "not_found"), 1, timing, () => 0)).toBe(60_000);
     expect(retryDelayMs(new RetryAfterError("slow", 45_000), 1, timing, () => 0)).toBe(45_000);
+  });
+});
+
+describe("kubernetes source: watches that prove nothing", () => {
+  // The nth retry in a row waits between 100·2^(n-1) and 200·2^(n-1) ms (jitter), up to 2 s.
+  const BACKOFF = { backoffBaseMs: 200, backoffMaxMs: 2_000 };
+  /** When each watch request since `from` arrived, per path, oldest first. */
+  const watchesSince = (sim: KubeApiSim, from: number): Map<string, number[]> => {
+    const byPath = new Map<string, number[]>();
+    for (const r of sim.requests) if (r.query.watch === "1" && r.at >= from) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.at]);
+    return byPath;
+  };
+  type KindDebug = { kind: string; state: string; reason: string | null; consecutiveFailures: number; earlyWatchEnds: number };
+  const kinds = (h: Harness) => h.source.debug().kinds as KindDebug[];
+  /** A source whose watches are all open, then `fault` on every watch from `from` on (the open ones are ended). */
+  const faultEveryWatch = async (fault: Fault): Promise<{ h: Harness; from: number }> => {
+    const h = await setup({ options: { timing: BACKOFF } });
+    await synced(h);
+    await eventually(() => h.sim.openWatches === 12);
+    const from = Date.now();
+    h.sim.setFault(fault, { only: "watch" });
+    h.sim.endWatches();
+    return { h, from };
+  };
+  /** The ended stream and three retries back off by doubling: the third retry waited at least 100·2^3 ms. */
+  const expectDoubling = (watches: Map<string, number[]>): void => {
+    expect(watches.size).toBe(12);
+    for (const [p, at] of watches) expect((at[3] as number) - (at[2] as number), p).toBeGreaterThanOrEqual(800);
+  };
+
+  it("backs off a watch that opens and then sends garbage, counted as decode, until a decoded event", async () => {
+    const { h, from } = await faultEveryWatch({ kind: "garbage" });
+    // Opening the watch is no success: every kind's failures in a row climb instead of starting over each time.
+    await eventually(() => kinds(h).every((k) => k.consecutiveFailures >= 4 && k.reason === "decode" && k.state === "failed"), 15_000);
+    const watches = watchesSince(h.sim, from);
+    expectDoubling(watches);
+    // A handful of attempts per kind in the seconds where every attempt used to be followed by another at once.
+    for (const [p, at] of watches) expect(at.length, p).toBeLessThanOrEqual(6);
+    expect(await h.value("sidecar_source_errors_total", { source: "kubernetes", reason: "decode" })).toBeGreaterThanOrEqual(48);
+    // One warning per kind for the whole streak, not one per attempt.
+    expect(h.logs.records().filter((r) => r.msg === "kind failing")).toHaveLength(12);
+
+    // Once the garbage stops, the first decoded event (a bookmark here) is what counts as a success again.
+    h.sim.setFault("none");
+    await eventually(() => {
+      h.sim.sendBookmark();
+      return kinds(h).every((k) => k.state === "synced" && k.consecutiveFailures === 0);
+    }, 15_000, 100);
+    await eventually(() => h.source.status().healthy === true);
+  });
+
+  it("backs off a watch that ends as soon as it opens, without counting it as a failure", async () => {
+    const { h, from } = await faultEveryWatch({ kind: "endAtOnce" });
+    await eventually(() => [...watchesSince(h.sim, from).values()].filter((at) => at.length >= 4).length === 12, 15_000);
+    expectDoubling(watchesSince(h.sim, from));
+    expect(kinds(h).every((k) => k.state === "synced" && k.consecutiveFailures === 0 && k.earlyWatchEnds >= 4)).toBe(true);
+    const text = await h.text();
+    expect(rows(text, "sidecar_source_errors_total").reduce((n, r) => n + r.value, 0)).toBe(0);
+    expect(h.source.status()).toMatchObject({ up: true, healthy: true });
+  });
+
+  it("re-opens at once a watch the server ends at its timeoutSeconds, with nothing to deliver", async () => {
+    const h = await setup({ options: { timing: BACKOFF }, config: { watchTimeout: "1s" } });
+    await synced(h);
+    const from = Date.now();
+    await eventually(() => [...watchesSince(h.sim, from).values()].filter((at) => at.length >= 3).length === 12, 10_000);
+    expect(kinds(h).every((k) => k.state === "synced" && k.earlyWatchEnds === 0)).toBe(true);
   });
 });
 

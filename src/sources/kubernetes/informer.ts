@@ -18,13 +18,15 @@ export interface InformerTiming {
   /** timeoutSeconds of each watch request; the server ends the stream then and the informer re-watches. */
   watchTimeoutSeconds: number;
   pageSize: number;
-  /** First retry delay after a failure; doubles per consecutive failure up to backoffMaxMs, with jitter. */
+  /**
+   * First retry delay after a failure or a watch that ended early with nothing delivered; doubles with each one
+   * in a row up to backoffMaxMs, with jitter.
+   */
   backoffBaseMs: number;
+  /** Also how long a watch must stay open without an error to count as working when it delivers nothing. */
   backoffMaxMs: number;
   /** A missing CRD is retried this slowly: it is usually installed later, not seconds later. */
   notFoundRetryMs: number;
-  /** A watch that ends this quickly with nothing delivered is re-opened only after this long. */
-  minWatchMs: number;
 }
 
 export interface InformerOptions<T> {
@@ -77,10 +79,11 @@ export function retryDelayMs(err: unknown, failures: number, timing: InformerTim
 /**
  * Keeps an up-to-date store of one kind in one namespace scope: lists it, then watches from the list's
  * resourceVersion. A watch that the server ends is re-opened from the last version seen (BOOKMARKs move it);
- * a 410 Expired answer or event forces a fresh list; other errors back off and retry the step that failed.
- * Every change to the store is told object by object (onStored, onRemoved), so a reader can follow it without
- * looking at the whole store again. A list is applied to the store in one synchronous step, so no reader sees a
- * half-applied one.
+ * a 410 Expired answer or event forces a fresh list; other errors back off and retry the step that failed. An
+ * undecodable event fails the watch, which resumes from the last version decoded: the server sends everything
+ * after it again, so nothing is lost and no list is needed. Every change to the store is told object by object
+ * (onStored, onRemoved), so a reader can follow it without looking at the whole store again. A list is applied
+ * to the store in one synchronous step, so no reader sees a half-applied one.
  */
 export class Informer<T> {
   readonly store = new Map<string, T>();
@@ -88,6 +91,8 @@ export class Informer<T> {
   #error: string | undefined;
   #reason: FailureReason | undefined;
   #failures = 0;
+  /** Watches in a row that ended early with nothing delivered: no failure, but they back off like one. */
+  #earlyEnds = 0;
   #resourceVersion: string | undefined;
   #listedAt: number | undefined;
   #watching = false;
@@ -122,6 +127,11 @@ export class Informer<T> {
 
   get reason(): FailureReason | undefined {
     return this.#reason;
+  }
+
+  /** Attempts in a row that proved nothing: they set the backoff. */
+  get #retries(): number {
+    return this.#failures + this.#earlyEnds;
   }
 
   get running(): boolean {
@@ -168,13 +178,16 @@ export class Informer<T> {
           needList = false;
           phase = "watch";
         }
-        const opened = Date.now();
-        let events = 0;
-        await this.#watch(signal, () => events++);
+        const endedEarly = await this.#watch(signal);
         expiredInRow = 0;
-        // The server ended the stream (its timeout, or a restart): resume from the last version seen, but not in
-        // a tight loop if it keeps ending streams at once.
-        if (events === 0 && Date.now() - opened < this.opts.timing.minWatchMs) await sleep(this.opts.timing.minWatchMs, signal);
+        // The server ended the stream: resume from the last version seen, at once after a watch that proved
+        // itself, and backing off from one that ended early with nothing, so a server that ends every watch as
+        // it opens is not asked again in a tight loop.
+        if (endedEarly) {
+          this.#earlyEnds++;
+          this.#log.debug({ earlyWatchEnds: this.#earlyEnds }, "watch ended early with nothing delivered");
+          await sleep(retryDelayMs(undefined, this.#retries, this.opts.timing), signal);
+        }
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof ExpiredError && phase === "watch") {
@@ -185,7 +198,7 @@ export class Informer<T> {
           continue;
         }
         this.#failed(err, phase === "list" ? performance.now() - started : 0, phase);
-        await sleep(retryDelayMs(err, this.#failures, this.opts.timing), signal);
+        await sleep(retryDelayMs(err, this.#retries, this.opts.timing), signal);
       }
     }
   }
@@ -217,27 +230,47 @@ export class Informer<T> {
     this.#succeeded(performance.now() - started, "list");
   }
 
-  async #watch(signal: AbortSignal, counted: () => void): Promise<void> {
+  /**
+   * One watch, until the server ends it; resolves to whether it ended early with nothing to show for it. Opening
+   * a watch proves nothing (a server can accept one and then send garbage): the kind counts as working again, and
+   * its backoff starts over, at the first decoded event (bookmarks included), once the watch has stayed open
+   * without an error as long as the longest backoff, or when the server ends it at its timeoutSeconds.
+   */
+  async #watch(signal: AbortSignal): Promise<boolean> {
+    const { timing } = this.opts;
+    const opened = performance.now();
+    let proven = false;
+    let openLongEnough: NodeJS.Timeout | undefined;
+    const prove = (): void => {
+      if (proven) return;
+      proven = true;
+      clearTimeout(openLongEnough);
+      if (this.#state !== "synced" || this.#retries > 0) this.#succeeded(0, "watch");
+    };
     try {
       await this.opts.client.watch(
         this.opts.ref,
         this.opts.namespace,
-        { resourceVersion: this.#resourceVersion ?? "", timeoutSeconds: this.opts.timing.watchTimeoutSeconds },
+        { resourceVersion: this.#resourceVersion ?? "", timeoutSeconds: timing.watchTimeoutSeconds },
         signal,
         {
           onOpen: () => {
             this.#watching = true;
-            if (this.#state !== "synced") this.#succeeded(0, "watch");
+            openLongEnough = setTimeout(prove, timing.backoffMaxMs);
           },
           onEvent: (ev) => {
-            counted();
             this.#apply(ev);
+            prove();
           },
         },
       );
     } finally {
+      clearTimeout(openLongEnough);
       this.#watching = false;
     }
+    // Ended when it was asked to end (the server's clock may run a little ahead of this one).
+    if (performance.now() - opened >= timing.watchTimeoutSeconds * 900) prove();
+    return !proven;
   }
 
   #apply(ev: WatchEvent): void {
@@ -270,7 +303,7 @@ export class Informer<T> {
     if (this.#state === "failed") this.#log.info({ phase }, "kind recovered");
     this.#state = "synced";
     this.#error = this.#reason = undefined;
-    this.#failures = 0;
+    this.#failures = this.#earlyEnds = 0;
     this.opts.onOutcome({ ok: true, phase, durationMs });
   }
 
@@ -298,6 +331,7 @@ export class Informer<T> {
       error: this.#error ?? null,
       reason: this.#reason ?? null,
       consecutiveFailures: this.#failures,
+      earlyWatchEnds: this.#earlyEnds,
     };
   }
 }

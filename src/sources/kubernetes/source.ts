@@ -88,7 +88,6 @@ class KubernetesSource implements Source {
       backoffBaseMs: 1_000,
       backoffMaxMs: 30_000,
       notFoundRetryMs: 60_000,
-      minWatchMs: 1_000,
       heartbeatMs: config.intervalMs,
       maxBodyBytes: 10 * 1024 * 1024,
       maxEventBytes: 4 * 1024 * 1024,
