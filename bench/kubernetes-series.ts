@@ -244,7 +244,7 @@ async function runBench(): Promise<void> {
   writeFileSync(kubeconfig, sim.ready.kubeconfig, { mode: 0o600 });
   const metrics = new MetricRegistry({}, { processMetrics: false });
   const logger = pino({ level: "warn" });
-  const config = { ...kubernetesSourceSchema.parse({ kubeconfig }), intervalMs: 15_000, timeoutMs: 10_000 };
+  const config = { ...kubernetesSourceSchema.parse({ kubeconfig, maxObjects: 1_000_000 }), intervalMs: 15_000, timeoutMs: 10_000 };
   const source: Source = createKubernetesSource(config, { logger, metrics, seriesLimit: 1_000_000 });
   const status = metrics.handles.resourceStatus;
   const kinds = () => source.debug().kinds as { state: string; listedAt: string | null; objects: number }[];

@@ -165,6 +165,13 @@ export const METRICS = {
     labels: ["source"],
     group: "sources",
   },
+  objectsDropped: {
+    name: "sidecar_objects_dropped_total",
+    type: "counter",
+    help: "Objects a watch-driven source did not keep because it held its limit (sources.kubernetes.maxObjects); counted when added and at each list that leaves them out.",
+    labels: ["source", "kind"],
+    group: "sources",
+  },
   scrapeDuration: {
     name: "sidecar_scrape_duration_seconds",
     type: "histogram",

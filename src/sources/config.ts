@@ -51,6 +51,11 @@ export const kubernetesSourceSchema = z.strictObject({
   namespaces: z.array(z.string()).default([]),
   /** How long one watch request stays open before it is renewed. */
   watchTimeout: timerDuration().default(300_000),
+  /**
+   * Objects the source keeps across all kinds; beyond it new objects are left out and counted, so a flood of
+   * custom resources cannot exhaust memory.
+   */
+  maxObjects: z.number().int().min(1).default(50_000),
   talos: crdGroup("talos.alperen.cloud"),
   tailscale: crdGroup("gateway.tailscale.com"),
 });

@@ -291,6 +291,28 @@ describe("kubernetes source: series follow each object", () => {
     expect(value(text, "sidecar_series_dropped_total", { source: "kubernetes" })).toBe(1);
   });
 
+  it("keeps to maxObjects, and keeps an object left out once room comes free and it changes", async () => {
+    const h = await setup({ config: { maxObjects: 7 } });
+    await synced(h);
+    const endpoints = { resource_type: "tailscaleendpoints", name: "db" };
+    const dropped = () => h.value("sidecar_objects_dropped_total", { source: "kubernetes", kind: "TailscaleEndpoints" });
+    expect(await dropped()).toBe(0);
+    h.sim.upsert(tailscale("TailscaleEndpoints", "db", { status: { conditions: [cond("Ready", "False")] } }));
+    await eventually(async () => (await dropped()) === 1);
+    await eventually(() => h.source.status().detail === "7 objects in 12 kinds, 1 object left out at sources.kubernetes.maxObjects (7)");
+    expect(h.source.debug().objects).toEqual({ held: 7, limit: 7, leftOut: 1 });
+    // A change to it while there is no room is not a second object left out.
+    h.sim.upsert(tailscale("TailscaleEndpoints", "db", { status: { conditions: [cond("Ready", "True")] } }));
+    h.sim.delete(TS_API, "tailscaleservices", "default", "web");
+    await eventually(() => (h.source.debug().objects as { held: number }).held === 6);
+    expect(await h.value("tailscale_gateway_resource_status", endpoints)).toBeUndefined();
+    // Its next change finds the room.
+    h.sim.upsert(tailscale("TailscaleEndpoints", "db", { status: { conditions: [cond("Ready", "False")] } }));
+    await eventually(async () => (await h.value("tailscale_gateway_resource_status", { ...endpoints, status: "NotReady" })) === 0);
+    expect(h.source.debug().objects).toEqual({ held: 7, limit: 7, leftOut: 0 });
+    await eventually(() => h.source.status().detail === "7 objects in 12 kinds");
+    expect(await dropped()).toBe(1);
+  });
 });
 
 describe("kubernetes source: etcd backups", () => {

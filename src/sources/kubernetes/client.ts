@@ -24,8 +24,8 @@ export interface WatchEvent {
   object: Json;
 }
 
-export interface ListResult<T = Json> {
-  items: T[];
+export interface ListResult {
+  items: Json[];
   resourceVersion: string;
 }
 
@@ -223,24 +223,25 @@ export class KubeClient {
   }
 
   /**
-   * Every page of a list, each object turned by `project` into what the caller keeps as its page arrives: only
-   * one page of whole objects is in memory at a time, however large the collection. A continue token that
-   * expired mid-way (410) restarts the list once from the top, as the API server advises.
+   * Every page of a list, each handed to `onPage` as it arrives, so only one page of whole objects is in memory at
+   * a time however large the collection, and the caller decides what it keeps. `fromTop` is true for the first
+   * page of an attempt: a continue token that expired mid-way (410) restarts the list once from the top, as the
+   * API server advises, and what the caller kept of the pages before is void. Resolves to the list's
+   * resourceVersion.
    */
-  async list<T>(ref: ResourceRef, namespace: string | undefined, pageSize: number, signal: AbortSignal, project: (obj: Json) => T): Promise<ListResult<T>> {
+  async list(ref: ResourceRef, namespace: string | undefined, pageSize: number, signal: AbortSignal, onPage: (items: Json[], fromTop: boolean) => void): Promise<string> {
     for (let attempt = 0; ; attempt++) {
-      const items: T[] = [];
       let token: string | undefined;
       let resourceVersion = "";
       try {
         do {
           const page = await this.listPage(ref, namespace, pageSize, token, signal);
-          for (const obj of page.items) items.push(project(obj));
+          onPage(page.items, token === undefined);
           // The first page's version is the snapshot every later page belongs to.
           if (token === undefined) resourceVersion = page.resourceVersion;
           token = page.continue;
         } while (token !== undefined);
-        return { items, resourceVersion };
+        return resourceVersion;
       } catch (err) {
         if (!(err instanceof ExpiredError) || token === undefined || attempt >= 1) throw err;
       }

@@ -3,6 +3,7 @@ import { errorMessage, type Logger } from "../../log.ts";
 import { inSpan } from "../../tracing/spans.ts";
 import { RetryAfterError } from "../health.ts";
 import { ExpiredError, type KubeClient, type ResourceRef, type WatchEvent } from "./client.ts";
+import type { ObjectBudget } from "./object-budget.ts";
 import { asObject, asString, type Json, metaOf, type ObjectMeta } from "./objects.ts";
 
 export type InformerState = "pending" | "synced" | "failed";
@@ -35,6 +36,8 @@ export interface InformerOptions<T> {
   kind: string;
   /** undefined: every namespace (or a cluster-scoped kind). */
   namespace: string | undefined;
+  /** Room for objects, shared with the source's other informers. */
+  budget: ObjectBudget;
   project(obj: Json, meta: ObjectMeta): T;
   /**
    * Whether a new view of a stored object says nothing new; the store then keeps the view it has and nobody is
@@ -83,7 +86,8 @@ export function retryDelayMs(err: unknown, failures: number, timing: InformerTim
  * undecodable event fails the watch, which resumes from the last version decoded: the server sends everything
  * after it again, so nothing is lost and no list is needed. Every change to the store is told object by object
  * (onStored, onRemoved), so a reader can follow it without looking at the whole store again. A list is applied
- * to the store in one synchronous step, so no reader sees a half-applied one.
+ * to the store in one synchronous step, so no reader sees a half-applied one. New objects are kept only while
+ * the shared budget has room; the others are counted as left out.
  */
 export class Informer<T> {
   readonly store = new Map<string, T>();
@@ -93,6 +97,8 @@ export class Informer<T> {
   #failures = 0;
   /** Watches in a row that ended early with nothing delivered: no failure, but they back off like one. */
   #earlyEnds = 0;
+  /** Objects known to exist that the store does not hold for want of room. */
+  #leftOut = 0;
   #resourceVersion: string | undefined;
   #listedAt: number | undefined;
   #watching = false;
@@ -127,6 +133,10 @@ export class Informer<T> {
 
   get reason(): FailureReason | undefined {
     return this.#reason;
+  }
+
+  get leftOut(): number {
+    return this.#leftOut;
   }
 
   /** Attempts in a row that proved nothing: they set the backoff. */
@@ -206,24 +216,53 @@ export class Informer<T> {
   async #list(signal: AbortSignal): Promise<void> {
     const started = performance.now();
     const attributes = { "source.name": "kubernetes", "kubernetes.kind": this.opts.kind, ...(this.opts.namespace !== undefined && { "k8s.namespace.name": this.opts.namespace }) };
-    const project = (obj: Json): [string, T] | undefined => {
-      const meta = metaOf(obj);
-      return meta && [meta.key, this.opts.project(obj, meta)];
-    };
-    const { items, resourceVersion } = await inSpan(`list ${this.opts.kind}`, "source", attributes, () =>
-      this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal, project),
-    );
+    const { budget } = this.opts;
     const next = new Map<string, T>();
-    for (const item of items) if (item) next.set(item[0], item[1]);
+    // Room is taken page by page for objects the store does not hold yet, so a list never holds more than the
+    // budget allows. Room held by stored objects the list no longer has comes free only once it is applied: new
+    // objects left out for want of it come in at their next change or list.
+    let taken = 0;
+    let leftOut = 0;
+    const read = (items: Json[], fromTop: boolean): void => {
+      if (fromTop) {
+        budget.release(taken);
+        next.clear();
+        taken = leftOut = 0;
+      }
+      for (const obj of items) {
+        const meta = metaOf(obj);
+        if (!meta) continue;
+        if (!next.has(meta.key) && !this.store.has(meta.key)) {
+          if (!budget.take()) {
+            leftOut++;
+            continue;
+          }
+          taken++;
+        }
+        next.set(meta.key, this.opts.project(obj, meta));
+      }
+    };
+    let resourceVersion: string;
+    try {
+      resourceVersion = await inSpan(`list ${this.opts.kind}`, "source", attributes, () =>
+        this.opts.client.list(this.opts.ref, this.opts.namespace, this.opts.timing.pageSize, signal, read),
+      );
+    } catch (err) {
+      budget.release(taken);
+      throw err;
+    }
     // Vanished objects leave first: a reader that keeps something per name (a series) sees an object deleted and
-    // made again under its name while the watch was down go before its successor comes, and the room the
+    // made again under its name while the watch was down go before its successor comes, and the series room the
     // vanished held is free before new objects ask for theirs.
     for (const [key, view] of this.store) {
       if (next.has(key)) continue;
       this.store.delete(key);
+      budget.release(1);
       this.opts.onRemoved(view);
     }
-    for (const [key, view] of next) this.#put(key, view);
+    for (const [key, view] of next) this.#put(key, view, this.store.get(key));
+    this.#leftOut = leftOut;
+    budget.drop(this.opts.kind, leftOut);
     this.#resourceVersion = resourceVersion;
     this.#listedAt = Date.now();
     this.opts.onListed();
@@ -282,18 +321,41 @@ export class Informer<T> {
     const meta = metaOf(ev.object);
     // An event without a name cannot be stored; it moves nothing forward either.
     if (!meta) return;
+    const previous = this.store.get(meta.key);
     if (ev.type === "DELETED") {
-      const old = this.store.get(meta.key);
-      this.store.delete(meta.key);
-      if (old !== undefined) this.opts.onRemoved(old);
-    } else {
-      this.#put(meta.key, this.opts.project(ev.object, meta));
+      if (previous !== undefined) {
+        this.store.delete(meta.key);
+        this.opts.budget.release(1);
+        this.opts.onRemoved(previous);
+      } else if (this.#leftOut > 0) {
+        this.#leftOut--;
+      }
+    } else if (previous !== undefined || this.#admit(ev.type === "ADDED")) {
+      this.#put(meta.key, this.opts.project(ev.object, meta), previous);
     }
     if (meta.resourceVersion !== undefined) this.#resourceVersion = meta.resourceVersion;
   }
 
-  #put(key: string, view: T): void {
-    const previous = this.store.get(key);
+  /**
+   * Room for an object the store does not hold. Without room an ADDED object is counted as left out; any other
+   * event for an object not held is about one already counted (left out at a list or when it was added), which
+   * takes the room when there is some again.
+   */
+  #admit(added: boolean): boolean {
+    const countedBefore = !added && this.#leftOut > 0;
+    if (!this.opts.budget.take()) {
+      if (!countedBefore) {
+        this.#leftOut++;
+        this.opts.budget.drop(this.opts.kind, 1);
+      }
+      return false;
+    }
+    if (countedBefore) this.#leftOut--;
+    return true;
+  }
+
+  /** Stores `view` in place of `previous` (which has its room already), unless it says nothing new. */
+  #put(key: string, view: T, previous: T | undefined): void {
     if (previous !== undefined && this.opts.same?.(previous, view)) return;
     this.store.set(key, view);
     this.opts.onStored(view, previous);
@@ -325,6 +387,7 @@ export class Informer<T> {
       namespace: this.opts.namespace ?? null,
       state: this.#state,
       objects: this.store.size,
+      leftOut: this.#leftOut,
       resourceVersion: this.#resourceVersion ?? null,
       watching: this.#watching,
       listedAt: this.#listedAt ? new Date(this.#listedAt).toISOString() : null,

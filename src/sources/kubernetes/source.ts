@@ -11,6 +11,7 @@ import { KubeClient } from "./client.ts";
 import { type ResourceView, sameView, type WatchedKind, watchedKinds } from "./kinds.ts";
 import { type ConnectionOptions, loadConnection } from "./kubeconfig.ts";
 import { Informer, type InformerOutcome, type InformerTiming, retryDelayMs, sleep } from "./informer.ts";
+import { ObjectBudget } from "./object-budget.ts";
 import { GAUGES, type GaugeKey, ResourceSeries } from "./series.ts";
 
 export interface SourceTiming extends InformerTiming {
@@ -59,6 +60,7 @@ class KubernetesSource implements Source {
   readonly #timing: SourceTiming;
   readonly #log: Logger;
   readonly #series: ResourceSeries;
+  readonly #objects: ObjectBudget;
   /** TalosEtcdBackups already counted, by uid; forgotten only when the object is gone for good. */
   readonly #counted = new Set<string>();
   #client: KubeClient | undefined;
@@ -96,6 +98,8 @@ class KubernetesSource implements Source {
     const h = ctx.metrics.handles;
     const budget = new SeriesBudget({ source: this.name, limit: ctx.seriesLimit, dropped: h.seriesDropped, logger: ctx.logger });
     this.#series = new ResourceSeries(Object.fromEntries(GAUGES.map((k) => [k, new OwnedSeries(h[k], METRICS[k].labels, budget)])) as Record<GaugeKey, OwnedSeries>);
+    this.#objects = new ObjectBudget({ source: this.name, limit: config.maxObjects, dropped: h.objectsDropped, logger: ctx.logger });
+    for (const kind of this.#kinds) this.#objects.track(kind.kind);
   }
 
   start(): void {
@@ -121,6 +125,7 @@ class KubernetesSource implements Source {
     this.#client = undefined;
     this.#connecting = undefined;
     this.#scopes = [];
+    this.#objects.clear();
     this.#series.clear();
   }
 
@@ -155,6 +160,7 @@ class KubernetesSource implements Source {
       connection: this.#origin ?? null,
       namespaces: this.config.namespaces.length > 0 ? this.config.namespaces : "all",
       watchTimeoutSeconds: this.#timing.watchTimeoutSeconds,
+      objects: { held: this.#objects.used, limit: this.#objects.limit, leftOut: this.#leftOut() },
       kinds: this.#scopes.map((s) => s.informer.debug()),
     };
   }
@@ -206,6 +212,7 @@ class KubernetesSource implements Source {
           ref: kind,
           kind: kind.kind,
           namespace,
+          budget: this.#objects,
           project: (obj, meta) => kind.view(obj, meta),
           same: sameView,
           onStored: (view, previous) => this.#stored(view, previous),
@@ -298,13 +305,20 @@ class KubernetesSource implements Source {
     const kinds = new Set(this.#scopes.filter((s) => s.informer.listed).map((s) => s.kind.kind)).size;
     const failing = this.#scopes.filter((s) => s.informer.state === "failed");
     const notReady = this.#series.clustersNotReady;
+    const leftOut = this.#leftOut();
     const parts = [`${plural(objects, "object")} in ${plural(kinds, "kind")}`];
+    if (leftOut > 0) parts.push(`${plural(leftOut, "object")} left out at sources.kubernetes.maxObjects (${this.#objects.limit})`);
     if (notReady > 0) parts.push(`${plural(notReady, "cluster")} not ready`);
     if (failing.length > 0) {
       const which = failing.map((s) => `${s.kind.kind}${s.informer.namespace !== undefined ? ` in ${s.informer.namespace}` : ""}: ${s.informer.reason ?? "other"}`);
       parts.push(`${plural(failing.length, "kind")} failing (${which.join(", ")})`);
     }
     return { healthy: failing.length === 0 && notReady === 0, detail: parts.join(", ") };
+  }
+
+  /** Objects that exist but are not kept, for want of room under sources.kubernetes.maxObjects. */
+  #leftOut(): number {
+    return this.#scopes.reduce((n, s) => n + s.informer.leftOut, 0);
   }
 }
 
