@@ -75,6 +75,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The value of one exact series in exposition text, or undefined when the series is absent. */
+export function seriesValue(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** Polls until `fn` returns a truthy value or the time runs out. */
 export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, everyMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;

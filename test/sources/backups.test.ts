@@ -12,13 +12,14 @@ import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { Secret } from "../../src/secret.ts";
 import { createBackupsSource } from "../../src/sources/backups/index.ts";
-import { parseListPage, s3Addressing } from "../../src/sources/backups/s3.ts";
+import { s3Addressing } from "../../src/sources/backups/s3.ts";
+import { parseErrorDocument, parseListPage } from "../../src/sources/backups/s3-xml.ts";
 import { signS3Request } from "../../src/sources/backups/sigv4.ts";
 import { gunzipHead, VERIFY_HEAD_BYTES, verifySnapshotHead } from "../../src/sources/backups/verify.ts";
-import { parseXml } from "../../src/sources/backups/xml.ts";
+import { type XmlLimits, XmlReader } from "../../src/sources/backups/xml.ts";
 import { SourceRegistry } from "../../src/sources/registry.ts";
 import { CheckStore } from "../../src/state/checks.ts";
-import { LogCapture, configFrom, httpServer } from "../helpers.ts";
+import { LogCapture, configFrom, httpServer, seriesValue } from "../helpers.ts";
 import { corruptSnapshot, readFixtureSnapshot } from "../sim/etcd-snapshot.ts";
 import { createCA, issueCert } from "../sim/pki.ts";
 import { type S3Sim, startS3Sim } from "../sim/s3.ts";
@@ -104,12 +105,6 @@ async function start(backups: Record<string, unknown>, checks: Record<string, un
   return { source, metrics, logs, engine, render: () => metrics.render(false) };
 }
 
-/** The value of one exact series in exposition text, or undefined when the series is absent. */
-function valueOf(text: string, series: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
 /** Whole seconds, so file-system and S3 timestamps compare exactly. */
 function hoursAgo(h: number): Date {
   return new Date(Math.floor((Date.now() - h * HOUR) / 1000) * 1000);
@@ -159,7 +154,10 @@ function listXml(objects: { key: string; at: Date; size: number }[], next?: stri
     "<Name>etcd-backups</Name><Prefix>etcd/</Prefix>",
     `<KeyCount>${objects.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>${next ? "true" : "false"}</IsTruncated>`,
     next ? `<NextContinuationToken>${next}</NextContinuationToken>` : "",
-    ...objects.map((o) => `<Contents><Key>${o.key}</Key><LastModified>${o.at.toISOString()}</LastModified><ETag>"x"</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`),
+    ...objects.map(
+      (o) =>
+        `<Contents><Key>${o.key}</Key><LastModified>${o.at.toISOString()}</LastModified><ETag>"x"</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+    ),
     "</ListBucketResult>",
   ].join("\n");
 }
@@ -244,25 +242,49 @@ describe("S3 addressing", () => {
   });
 });
 
+/** Every element of a document with its text (all kept), read in pieces of `piece` characters. */
+function elements(doc: string, piece = doc.length || 1, limits: Partial<XmlLimits> = {}): [string, string][] {
+  const out: [string, string][] = [];
+  const reader = new XmlReader({ open: () => undefined, keepText: () => true, close: (path, text) => void out.push([path.join("/"), text]) }, limits);
+  for (let at = 0; at < doc.length; at += piece) reader.write(doc.slice(at, at + piece));
+  reader.end();
+  return out;
+}
+
 describe("XML reading", () => {
-  it("decodes entities and CDATA and drops namespace prefixes", () => {
-    const root = parseXml('<?xml version="1.0"?><!-- c --><a:R xmlns:a="u"><K>x &amp; y &lt;&#65;&#x42;&gt;</K><C><![CDATA[<raw>]]></C></a:R>');
-    expect(root.name).toBe("R");
-    expect(root.children.map((c) => [c.name, c.text])).toEqual([
-      ["K", "x & y <AB>"],
-      ["C", "<raw>"],
-    ]);
+  const doc = '<?xml version="1.0"?><!-- c --><a:R xmlns:a="u" b=\'>\'><K>x &amp; y &lt;&#65;&#x42;&gt;</K><C><![CDATA[<raw>]]></C><E/></a:R>\n';
+
+  it("decodes entities and CDATA and drops namespace prefixes, however the document is cut", () => {
+    const expected = [
+      ["R/K", "x & y <AB>"],
+      ["R/C", "<raw>"],
+      ["R/E", ""],
+      ["R", ""],
+    ];
+    for (const piece of [doc.length, 7, 3, 1]) expect(elements(doc, piece)).toEqual(expected);
   });
 
   it.each([
-    ["<a><b></a></b>", /malformed XML: Expected closing tag 'b'/],
-    ["<a>", /malformed XML: Unclosed tag 'a'/],
+    ["<a><b></a></b>", /malformed XML: expected <\/b>, found <\/a>/],
+    ["<a>", /malformed XML: unclosed <a>/],
+    ["<a", /malformed XML: the document ends inside markup/],
     ["<!DOCTYPE a [<!ENTITY x 'y'>]><a/>", /malformed XML: unexpected DOCTYPE/],
-    ["<a/><b/>", /malformed XML: expected one root element, found 2/],
-    ["text", /malformed XML/],
-    ["", /malformed XML/],
-  ])("rejects %j", (doc, message) => {
-    expect(() => parseXml(doc)).toThrow(message);
+    ["<a>&x;</a>", /malformed XML: unknown entity &x;/],
+    ["<a>&#0;</a>", /malformed XML: &#0; is not a character XML allows/],
+    ["<a>a & b</a>", /malformed XML: an & that does not start a reference/],
+    ["<a b=c/>", /malformed XML: <a>: malformed attribute value/],
+    ["<a/><b/>", /malformed XML: a second root element <b>/],
+    ["text", /malformed XML: text outside the root element/],
+    ["", /malformed XML: no root element/],
+  ])("rejects %j", (bad, message) => {
+    expect(() => elements(bad)).toThrow(message);
+  });
+
+  it("holds no more than its limits, whatever the document", () => {
+    expect(() => elements(`<a>${"<b>".repeat(20)}`, 64, { maxDepth: 16 })).toThrow(/nested more than 16 deep/);
+    expect(() => elements(`<a>${"&amp;".repeat(5000)}</a>`, 1024, { maxTextChars: 4096 })).toThrow(/<a> holds more than 4096 characters/);
+    expect(() => elements(`<a><!--${"x".repeat(20_000)}--></a>`, 1024, { maxMarkupChars: 8192 })).toThrow(/markup longer than 8192 characters/);
+    expect(() => elements(`<a ${"b".repeat(20_000)}="1"/>`, 1024, { maxMarkupChars: 8192 })).toThrow(/markup longer than 8192 characters/);
   });
 
   it("reads a ListObjectsV2 page strictly", () => {
@@ -271,6 +293,14 @@ describe("XML reading", () => {
     expect(page).toEqual({ objects: [{ key: "etcd/a & b.db", lastModifiedMs: at.getTime(), sizeBytes: 12 }], truncated: true, nextToken: "tok" });
     expect(() => parseListPage(listXml([{ key: "k", at, size: -1 }]))).toThrow(/valid Key, LastModified or Size/);
     expect(() => parseListPage(errorXml("AccessDenied", "no"))).toThrow(/expected a ListBucketResult/);
+    const three = listXml([1, 2, 3].map((i) => ({ key: `k${i}`, at, size: i })));
+    expect(parseListPage(three, 3).objects).toHaveLength(3);
+    expect(() => parseListPage(three, 2)).toThrow(/the page lists more than the 2 objects asked for/);
+  });
+
+  it("reads an Error document's code and message", () => {
+    expect(parseErrorDocument(errorXml("SlowDown", "Please &amp; reduce"))).toEqual({ code: "SlowDown", message: "Please & reduce" });
+    expect(() => parseErrorDocument(listXml([]))).toThrow(/expected an Error document/);
   });
 });
 
@@ -329,11 +359,11 @@ describe("backups source", () => {
     await source.refresh();
 
     const text = await render();
-    expect(valueOf(text, 'etcd_backup_objects_total{target="primary"}')).toBe(2);
-    expect(valueOf(text, 'etcd_backup_last_timestamp_seconds{target="primary"}')).toBe(newer.getTime() / 1000);
-    expect(valueOf(text, 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="nightly"}')).toBe(body.length);
-    expect(valueOf(text, 'etcd_backup_verified{target="primary"}')).toBe(1);
-    const age = valueOf(text, 'etcd_backup_age_seconds{target="primary"}') ?? NaN;
+    expect(seriesValue(text, 'etcd_backup_objects_total{target="primary"}')).toBe(2);
+    expect(seriesValue(text, 'etcd_backup_last_timestamp_seconds{target="primary"}')).toBe(newer.getTime() / 1000);
+    expect(seriesValue(text, 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="nightly"}')).toBe(body.length);
+    expect(seriesValue(text, 'etcd_backup_verified{target="primary"}')).toBe(1);
+    const age = seriesValue(text, 'etcd_backup_age_seconds{target="primary"}') ?? NaN;
     expect(age).toBeGreaterThanOrEqual((before - newer.getTime()) / 1000 - 1);
     expect(age).toBeLessThanOrEqual((Date.now() - newer.getTime()) / 1000 + 1);
 
@@ -348,7 +378,7 @@ describe("backups source", () => {
       verifyReason: "bbolt magic found",
     });
     expect(source.backupTarget("nope")).toBeUndefined();
-    expect(valueOf(text, 'sidecar_source_up{source="backups"}')).toBe(1);
+    expect(seriesValue(text, 'sidecar_source_up{source="backups"}')).toBe(1);
   });
 
   it("reports the newest backup of a filesystem target", async () => {
@@ -367,12 +397,17 @@ describe("backups source", () => {
     await source.refresh();
 
     const text = await render();
-    expect(valueOf(text, 'etcd_backup_objects_total{target="local"}')).toBe(2);
-    expect(valueOf(text, 'etcd_backup_last_timestamp_seconds{target="local"}')).toBe(newer.getTime() / 1000);
-    expect(valueOf(text, 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="local-nightly"}')).toBe(gzipSync(fixture).length);
-    expect(valueOf(text, 'etcd_backup_verified{target="local"}')).toBe(1);
-    expect(valueOf(text, 'etcd_backup_age_seconds{target="local"}')).toBeGreaterThan(2 * 3600 - 5);
-    expect(source.backupTarget("local")).toMatchObject({ reachable: true, newestKey: "etcd-2.db.gz", verified: true, verifyReason: "bbolt magic found (gzip)" });
+    expect(seriesValue(text, 'etcd_backup_objects_total{target="local"}')).toBe(2);
+    expect(seriesValue(text, 'etcd_backup_last_timestamp_seconds{target="local"}')).toBe(newer.getTime() / 1000);
+    expect(seriesValue(text, 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="local-nightly"}')).toBe(gzipSync(fixture).length);
+    expect(seriesValue(text, 'etcd_backup_verified{target="local"}')).toBe(1);
+    expect(seriesValue(text, 'etcd_backup_age_seconds{target="local"}')).toBeGreaterThan(2 * 3600 - 5);
+    expect(source.backupTarget("local")).toMatchObject({
+      reachable: true,
+      newestKey: "etcd-2.db.gz",
+      verified: true,
+      verifyReason: "bbolt magic found (gzip)",
+    });
   });
 
   it("only counts files that match", async () => {
@@ -390,7 +425,7 @@ describe("backups source", () => {
     const { source, render } = await start({ targets: [s3Target(s3.url)] });
     await source.refresh();
     expect(source.backupTarget("primary")).toMatchObject({ verified: true, verifyReason: "bbolt magic found (gzip)" });
-    expect(valueOf(await render(), 'etcd_backup_verified{target="primary"}')).toBe(1);
+    expect(seriesValue(await render(), 'etcd_backup_verified{target="primary"}')).toBe(1);
   });
 
   it("reports a corrupt newest snapshot as not verified, with the reason", async () => {
@@ -399,7 +434,7 @@ describe("backups source", () => {
     await s3.putSnapshot("etcd/bad.db", { body: corruptSnapshot(), lastModified: hoursAgo(1) });
     const { source, render, logs } = await start({ targets: [s3Target(s3.url)] });
     await source.refresh();
-    expect(valueOf(await render(), 'etcd_backup_verified{target="primary"}')).toBe(0);
+    expect(seriesValue(await render(), 'etcd_backup_verified{target="primary"}')).toBe(0);
     expect(source.backupTarget("primary")).toMatchObject({ newestKey: "etcd/bad.db", verified: false, verifyReason: "not an etcd snapshot: magic 0xDEADBEEF" });
     expect(source.status()).toMatchObject({ up: true, healthy: false, detail: "1 target, newest 1h old; not verified: primary" });
     const target = (source.debug().targets as Record<string, unknown>[])[0];
@@ -422,7 +457,7 @@ describe("backups source", () => {
     const { source, render } = await start({ targets: [s3Target(s3.url)] });
     await source.refresh();
     const text = await render();
-    expect(valueOf(text, 'etcd_backup_objects_total{target="primary"}')).toBe(0);
+    expect(seriesValue(text, 'etcd_backup_objects_total{target="primary"}')).toBe(0);
     for (const family of ["etcd_backup_last_timestamp_seconds", "etcd_backup_age_seconds", "etcd_backup_verified", "talos_operator_etcd_backup_size_bytes"]) {
       expect(text).not.toMatch(new RegExp(`^${family}\\{`, "m"));
     }
@@ -437,8 +472,10 @@ describe("backups source", () => {
     await source.refresh();
     const status = source.status();
     expect(status.up).toBe(false);
-    expect(status.error).toMatch(/s3 target "primary" \(bucket etcd-backups at http:\/\/127\.0\.0\.1:\d+\): ListObjectsV2 failed with HTTP 403 InvalidAccessKeyId: .*; .*check accessKeyId/);
-    expect(valueOf(await render(), 'sidecar_source_errors_total{source="backups",reason="unauthorized"}')).toBe(1);
+    expect(status.error).toMatch(
+      /s3 target "primary" \(bucket etcd-backups at http:\/\/127\.0\.0\.1:\d+\): ListObjectsV2 failed with HTTP 403 InvalidAccessKeyId: .*; .*check accessKeyId/,
+    );
+    expect(seriesValue(await render(), 'sidecar_source_errors_total{source="backups",reason="unauthorized"}')).toBe(1);
     expect(source.backupTarget("primary")).toMatchObject({ reachable: false, objects: 0 });
   });
 
@@ -447,7 +484,7 @@ describe("backups source", () => {
     const { source, render } = await start({ targets: [s3Target(s3.url, { bucket: "no-such-bucket" })] });
     await source.refresh();
     expect(source.status().error).toMatch(/ListObjectsV2 failed with HTTP 404 NoSuchBucket: .*; check bucket, endpoint and pathStyle/);
-    expect(valueOf(await render(), 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
+    expect(seriesValue(await render(), 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
   });
 
   it("keeps polling the other targets when a directory is missing", async () => {
@@ -460,11 +497,13 @@ describe("backups source", () => {
     expect(source.status()).toMatchObject({ up: true, healthy: false, detail: "2 targets, newest 1h old; unreachable: local" });
     const local = source.backupTarget("local");
     expect(local).toMatchObject({ reachable: false, objects: 0 });
-    expect(local?.error).toBe(`filesystem target "local" (${missing}): cannot list the directory: ENOENT; the directory does not exist: mount the backup volume there or fix path`);
+    expect(local?.error).toBe(
+      `filesystem target "local" (${missing}): cannot list the directory: ENOENT; the directory does not exist: mount the backup volume there or fix path`,
+    );
     const targets = source.debug().targets as Record<string, unknown>[];
     expect(targets.find((t) => t.name === "local")).toMatchObject({ reachable: false, reason: "not_found" });
     const text = await render();
-    expect(valueOf(text, 'etcd_backup_verified{target="primary"}')).toBe(1);
+    expect(seriesValue(text, 'etcd_backup_verified{target="primary"}')).toBe(1);
     expect(text).not.toMatch(/target="local"/);
   });
 
@@ -476,16 +515,16 @@ describe("backups source", () => {
     const { source, render } = await start({ targets: [s3Target(s3.url), fsTarget(dir)] });
     await source.refresh();
     const first = await render();
-    expect(valueOf(first, 'etcd_backup_objects_total{target="local"}')).toBe(1);
+    expect(seriesValue(first, 'etcd_backup_objects_total{target="local"}')).toBe(1);
 
     await rm(dir, { recursive: true });
     await s3.putSnapshot("etcd/b.db", { lastModified: hoursAgo(1) });
     await source.refresh();
     const second = await render();
-    expect(valueOf(second, 'etcd_backup_objects_total{target="primary"}')).toBe(2);
+    expect(seriesValue(second, 'etcd_backup_objects_total{target="primary"}')).toBe(2);
     for (const family of ["etcd_backup_objects_total", "etcd_backup_last_timestamp_seconds", "etcd_backup_age_seconds", "etcd_backup_verified"]) {
       const series = `${family}{target="local"}`;
-      expect(valueOf(second, series)).toBe(valueOf(first, series));
+      expect(seriesValue(second, series)).toBe(seriesValue(first, series));
     }
     expect(source.backupTarget("local")).toMatchObject({ reachable: false, objects: 1, newestKey: "etcd.db", verified: true });
     expect(source.backupTarget("local")?.error).toMatch(/ENOENT/);
@@ -503,8 +542,8 @@ describe("backups source", () => {
     expect(source.status()).toMatchObject({ up: false });
     expect(source.status().error).toMatch(/^all 2 backup targets failed: filesystem target "local".*ENOENT.*; filesystem target "other".*ENOENT/);
     const after = await render();
-    expect(valueOf(after, 'etcd_backup_objects_total{target="local"}')).toBe(valueOf(before, 'etcd_backup_objects_total{target="local"}'));
-    expect(valueOf(after, 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
+    expect(seriesValue(after, 'etcd_backup_objects_total{target="local"}')).toBe(seriesValue(before, 'etcd_backup_objects_total{target="local"}'));
+    expect(seriesValue(after, 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
   });
 
   it("reads only the first bytes of the newest backup, with a ranged GET", async () => {
@@ -517,10 +556,12 @@ describe("backups source", () => {
     await source.refresh();
 
     expect(source.backupTarget("primary")).toMatchObject({ sizeBytes: huge.length, verified: true });
-    expect(valueOf(await render(), 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="nightly"}')).toBe(huge.length);
+    expect(seriesValue(await render(), 'talos_operator_etcd_backup_size_bytes{namespace="talos-system",name="nightly"}')).toBe(huge.length);
     const get = proxy.seen.find((r) => r.url === "/etcd-backups/etcd/huge.db");
     expect(get?.headers.range).toBe(`bytes=0-${VERIFY_HEAD_BYTES - 1}`);
-    expect(get?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDBACKUPSTEST01\/\d{8}\/us-east-1\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/);
+    expect(get?.headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDBACKUPSTEST01\/\d{8}\/us-east-1\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/,
+    );
     expect(proxy.bytes()).toBeLessThan(1024 * 1024);
 
     // The same newest backup is not read again on the next poll.
@@ -565,10 +606,10 @@ describe("backups source", () => {
     const { source, render } = await start({ targets: [s3Target(server.url)] });
     await source.refresh();
     expect(source.status().error).toMatch(/ListObjectsV2 failed with HTTP 503 SlowDown: Please reduce your request rate; the endpoint asks for fewer requests/);
-    expect(valueOf(await render(), 'sidecar_source_errors_total{source="backups",reason="rate_limited"}')).toBe(1);
+    expect(seriesValue(await render(), 'sidecar_source_errors_total{source="backups",reason="rate_limited"}')).toBe(1);
     await source.refresh();
     expect(calls).toBe(1); // the second poll did not ask again before Retry-After passed
-    expect(valueOf(await render(), 'sidecar_source_errors_total{source="backups",reason="rate_limited"}')).toBe(2);
+    expect(seriesValue(await render(), 'sidecar_source_errors_total{source="backups",reason="rate_limited"}')).toBe(2);
   });
 
   it("a hanging target times out on its own and the others still report", async () => {
@@ -584,7 +625,7 @@ describe("backups source", () => {
     expect(source.status()).toMatchObject({ up: true, healthy: false });
     expect(source.backupTarget("primary")).toMatchObject({ reachable: false });
     expect((source.debug().targets as Record<string, unknown>[])[0]).toMatchObject({ name: "primary", reason: "timeout" });
-    expect(valueOf(await render(), 'etcd_backup_verified{target="local"}')).toBe(1);
+    expect(seriesValue(await render(), 'etcd_backup_verified{target="local"}')).toBe(1);
   });
 
   it("trusts an endpoint's certificate through tls.caFile", async () => {
@@ -604,7 +645,7 @@ describe("backups source", () => {
     await untrusted.source.refresh();
     expect(untrusted.source.status().up).toBe(false);
     expect(untrusted.source.status().error).toMatch(/request failed: .*; set tls\.caFile to the CA that signed the endpoint's certificate/);
-    expect(valueOf(await untrusted.render(), 'sidecar_source_errors_total{source="backups",reason="tls"}')).toBe(1);
+    expect(seriesValue(await untrusted.render(), 'sidecar_source_errors_total{source="backups",reason="tls"}')).toBe(1);
   });
 
   it("never lets the secret key reach logs, errors, debug output or metrics", async () => {
@@ -624,7 +665,13 @@ describe("backups source", () => {
     const outputs: string[] = [];
     for (const run of runs) {
       await run.source.refresh();
-      outputs.push(run.logs.text, JSON.stringify(run.source.debug()), JSON.stringify(run.source.status()), JSON.stringify(run.source.backupTarget("primary")), await run.render());
+      outputs.push(
+        run.logs.text,
+        JSON.stringify(run.source.debug()),
+        JSON.stringify(run.source.status()),
+        JSON.stringify(run.source.backupTarget("primary")),
+        await run.render(),
+      );
     }
     const all = outputs.join("\n");
     expect(runs[3]?.source.status().error).toMatch(/SignatureDoesNotMatch.*check secretAccessKey and region/);
@@ -674,6 +721,10 @@ describe("backup check on the backups source", () => {
     const run = await start({ targets: [s3Target(s3.url, { bucket: "no-such-bucket" })] }, [{ name: "etcd-backup", type: "backup", target: "primary" }]);
     expect(await run.engine.runOnce("etcd-backup")).toMatchObject({ ok: false, message: "backup target primary unreachable: no poll succeeded yet" });
     await run.source.refresh();
-    expect(await run.engine.runOnce("etcd-backup")).toMatchObject({ ok: false, reason: "unhealthy", message: expect.stringMatching(/^backup target primary unreachable: .*NoSuchBucket/) });
+    expect(await run.engine.runOnce("etcd-backup")).toMatchObject({
+      ok: false,
+      reason: "unhealthy",
+      message: expect.stringMatching(/^backup target primary unreachable: .*NoSuchBucket/),
+    });
   });
 });

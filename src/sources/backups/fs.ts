@@ -47,7 +47,7 @@ export class FilesystemLister implements BackupLister {
     return new UpstreamError(`${this.#where}: cannot ${action}: ${code ?? (err as Error).message}${hint ? `; ${hint}` : ""}`, reasonForCode(code));
   }
 
-  async list(signal: AbortSignal): Promise<BackupObject[]> {
+  async list(signal: AbortSignal, found: (batch: BackupObject[]) => void | Promise<void>): Promise<void> {
     let names: string[];
     try {
       const entries = await readdir(this.cfg.path, { withFileTypes: true });
@@ -58,7 +58,6 @@ export class FilesystemLister implements BackupLister {
     if (names.length > MAX_OBJECTS) {
       throw new UpstreamError(`${this.#where}: more than ${MAX_OBJECTS} files; point path at the directory that holds only the backups`, "other");
     }
-    const out: BackupObject[] = [];
     for (let i = 0; i < names.length; i += STAT_BATCH) {
       signal.throwIfAborted();
       const batch = names.slice(i, i + STAT_BATCH);
@@ -71,11 +70,12 @@ export class FilesystemLister implements BackupLister {
           }),
         ),
       );
+      const files: BackupObject[] = [];
       stats.forEach((s, j) => {
-        if (s?.isFile()) out.push({ key: batch[j] as string, lastModifiedMs: s.mtimeMs, sizeBytes: s.size });
+        if (s?.isFile()) files.push({ key: batch[j] as string, lastModifiedMs: s.mtimeMs, sizeBytes: s.size });
       });
+      await found(files);
     }
-    return out;
   }
 
   async readHead(object: BackupObject, bytes: number, signal: AbortSignal): Promise<Buffer> {

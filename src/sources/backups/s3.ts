@@ -6,19 +6,22 @@ import { errorMessage } from "../../log.ts";
 import { traced } from "../../tracing/spans.ts";
 import { RetryAfterError } from "../health.ts";
 import type { BackupTargetConfig } from "../config.ts";
-import { readCapped, readHead } from "../../http/body.ts";
+import { readCapped, readHead, readInPieces } from "../../http/body.ts";
 import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
 import { type S3Credentials, signS3Request } from "./sigv4.ts";
+import { ListPageReader, type ListPage, PAGE_KEYS, parseErrorDocument } from "./s3-xml.ts";
 import { type BackupLister, type BackupObject, MAX_OBJECTS } from "./types.ts";
-import { childrenNamed, childText, parseXml } from "./xml.ts";
 
 export type S3TargetConfig = Extract<BackupTargetConfig, { type: "s3" }>;
 
-/** One ListObjectsV2 page holds at most 1000 keys; a page of that size is a few hundred KiB of XML. */
-const PAGE_KEYS = 1000;
 const MAX_PAGES = Math.ceil(MAX_OBJECTS / PAGE_KEYS);
-const MAX_LIST_BODY_BYTES = 10 * 1024 * 1024;
+/**
+ * Room for a page of 1000 keys of S3's longest (1024 bytes) with every field S3 adds; a larger answer is not a
+ * listing. Pages are read as they arrive and only their keys, times and sizes kept, so this bounds the time a
+ * page costs rather than its memory.
+ */
+const MAX_LIST_PAGE_BYTES = 2 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 const UNAUTHORIZED_CODES = new Set([
@@ -42,33 +45,6 @@ const HINTS: Record<string, string> = {
   AuthorizationHeaderMalformed: "check region",
   SlowDown: "the endpoint asks for fewer requests; polling backs off",
 };
-
-interface ListPage {
-  objects: BackupObject[];
-  truncated: boolean;
-  nextToken: string | undefined;
-}
-
-/** Reads one ListObjectsV2 page; anything that is not a well-formed ListBucketResult is a decode failure. */
-export function parseListPage(xml: string): ListPage {
-  const root = parseXml(xml);
-  if (root.name !== "ListBucketResult") throw new UpstreamError(`expected a ListBucketResult document, got <${root.name}>`, "decode");
-  const objects: BackupObject[] = [];
-  for (const c of childrenNamed(root, "Contents")) {
-    const key = childText(c, "Key");
-    const lastModified = Date.parse(childText(c, "LastModified") ?? "");
-    const sizeText = childText(c, "Size") ?? "";
-    const size = /^\d+$/.test(sizeText) ? Number(sizeText) : NaN;
-    if (!key || !Number.isFinite(lastModified) || !Number.isSafeInteger(size)) {
-      throw new UpstreamError(`ListBucketResult entry ${JSON.stringify(key ?? "")} lacks a valid Key, LastModified or Size`, "decode");
-    }
-    objects.push({ key, lastModifiedMs: lastModified, sizeBytes: size });
-  }
-  const truncatedText = childText(root, "IsTruncated") ?? "false";
-  if (truncatedText !== "true" && truncatedText !== "false") throw new UpstreamError(`IsTruncated is ${JSON.stringify(truncatedText)}`, "decode");
-  return { objects, truncated: truncatedText === "true", nextToken: childText(root, "NextContinuationToken") || undefined };
-}
-
 
 function reasonFor(status: number, code: string | undefined): FailureReason {
   if (code === "SlowDown" || status === 429) return "rate_limited";
@@ -154,34 +130,43 @@ export class S3Lister implements BackupLister {
     };
   }
 
-  async list(signal: AbortSignal): Promise<BackupObject[]> {
+  async list(signal: AbortSignal, found: (batch: BackupObject[]) => void | Promise<void>): Promise<void> {
     const creds = await this.#credentials();
-    const out: BackupObject[] = [];
+    const prefix = JSON.stringify(this.cfg.prefix);
+    let listed = 0;
     let token: string | undefined;
     for (let page = 0; ; page++) {
-      if (page >= MAX_PAGES) {
-        throw new UpstreamError(`${this.#where}: more than ${MAX_OBJECTS} objects under prefix ${JSON.stringify(this.cfg.prefix)}; narrow the prefix`, "other");
-      }
+      if (page >= MAX_PAGES)
+        throw new UpstreamError(`${this.#where}: the listing under prefix ${prefix} did not end after ${MAX_PAGES} pages; narrow the prefix`, "other");
       const query = new URLSearchParams({ "list-type": "2", "max-keys": String(PAGE_KEYS) });
       if (this.cfg.prefix !== "") query.set("prefix", this.cfg.prefix);
       if (token !== undefined) query.set("continuation-token", token);
       const res = await this.#get(`${this.#bucketPath || "/"}?${query}`, creds, signal);
       if (res.statusCode !== 200) throw await this.#failure("ListObjectsV2", res);
-      let parsed: ListPage;
-      try {
-        parsed = parseListPage(await readCapped(res.body, MAX_LIST_BODY_BYTES, `${this.#where}: ListObjectsV2`));
-      } catch (err) {
-        if (err instanceof UpstreamError && err.message.startsWith(this.#where)) throw err;
-        throw new UpstreamError(`${this.#where}: ListObjectsV2 answer unreadable: ${errorMessage(err)}`, classifyError(err) === "other" ? "decode" : classifyError(err), { cause: err });
-      }
+      const parsed = await this.#readPage(res);
+      listed += parsed.objects.length;
+      if (listed > MAX_OBJECTS) throw new UpstreamError(`${this.#where}: more than ${MAX_OBJECTS} objects under prefix ${prefix}; narrow the prefix`, "other");
       // Zero-byte keys ending in "/" are folder markers some tools create, not backups.
-      for (const o of parsed.objects) if (!o.key.endsWith("/")) out.push(o);
-      if (out.length > MAX_OBJECTS) {
-        throw new UpstreamError(`${this.#where}: more than ${MAX_OBJECTS} objects under prefix ${JSON.stringify(this.cfg.prefix)}; narrow the prefix`, "other");
-      }
-      if (!parsed.truncated) return out;
+      await found(parsed.objects.filter((o) => !o.key.endsWith("/")));
+      if (!parsed.truncated) return;
       if (parsed.nextToken === undefined) throw new UpstreamError(`${this.#where}: ListObjectsV2 page is truncated but has no NextContinuationToken`, "decode");
       token = parsed.nextToken;
+    }
+  }
+
+  async #readPage(res: Dispatcher.ResponseData): Promise<ListPage> {
+    const what = `${this.#where}: ListObjectsV2`;
+    const reader = new ListPageReader(PAGE_KEYS);
+    try {
+      await readInPieces(res.body, MAX_LIST_PAGE_BYTES, what, (text) => reader.write(text), {
+        hint: "a page of 1000 keys is far smaller: check that endpoint is an S3 API",
+      });
+      return reader.end();
+    } catch (err) {
+      if (err instanceof UpstreamError && err.message.startsWith(this.#where)) throw err;
+      throw new UpstreamError(`${what} answer unreadable: ${errorMessage(err)}`, classifyError(err) === "other" ? "decode" : classifyError(err), {
+        cause: err,
+      });
     }
   }
 
@@ -235,20 +220,35 @@ export class S3Lister implements BackupLister {
     const signed = signS3Request({ method: "GET", host: this.#host, path, region: this.cfg.region }, creds);
     // Only list requests carry a query; the operation names S3's API call, never the key or the signed URL.
     const operation = path.includes("?") ? "ListObjectsV2" : "GetObject";
-    const upstream = { source: "backups", node: this.#host, operation, attributes: { "http.request.method": "GET", "aws.s3.bucket": this.cfg.bucket, "backup.target": this.cfg.name } };
+    const upstream = {
+      source: "backups",
+      node: this.#host,
+      operation,
+      attributes: { "http.request.method": "GET", "aws.s3.bucket": this.cfg.bucket, "backup.target": this.cfg.name },
+    };
     try {
-      return await traced(upstream, async () => request(`${this.#origin}${signed.path}`, {
-        method: "GET",
-        headers: { ...signed.headers, ...extra, "user-agent": "sidecar-exporter" },
-        dispatcher: await this.#dispatcher(),
-        signal,
-      }), (r) => r.statusCode);
+      return await traced(
+        upstream,
+        async () =>
+          request(`${this.#origin}${signed.path}`, {
+            method: "GET",
+            headers: { ...signed.headers, ...extra, "user-agent": "sidecar-exporter" },
+            dispatcher: await this.#dispatcher(),
+            signal,
+          }),
+        (r) => r.statusCode,
+      );
     } catch (err) {
       if (err instanceof UpstreamError) throw err;
       const reason = signal.aborted ? "timeout" : classifyError(err);
       // A fresh agent re-reads tls.caFile, so a rotated CA is picked up on the next poll.
       if (reason === "tls") await this.close();
-      const hint = reason === "tls" ? "; set tls.caFile to the CA that signed the endpoint's certificate, or tls.serverName to a name it holds" : reason === "connection" ? "; check endpoint and that the pod can reach it" : "";
+      const hint =
+        reason === "tls"
+          ? "; set tls.caFile to the CA that signed the endpoint's certificate, or tls.serverName to a name it holds"
+          : reason === "connection"
+            ? "; check endpoint and that the pod can reach it"
+            : "";
       throw new UpstreamError(`${this.#where}: request failed: ${signal.aborted ? "timed out" : errorMessage(err)}${hint}`, reason, { cause: err });
     }
   }
@@ -257,11 +257,7 @@ export class S3Lister implements BackupLister {
     let code: string | undefined;
     let message: string | undefined;
     try {
-      const root = parseXml(await readCapped(res.body, MAX_ERROR_BODY_BYTES, this.#where, { truncate: true }));
-      if (root.name === "Error") {
-        code = childText(root, "Code") || undefined;
-        message = childText(root, "Message") || undefined;
-      }
+      ({ code, message } = parseErrorDocument(await readCapped(res.body, MAX_ERROR_BODY_BYTES, this.#where, { truncate: true })));
     } catch {
       // Not an S3 error document (a proxy's HTML page, a cut-off body): the status alone has to do.
     }

@@ -18,13 +18,9 @@ export interface TargetSnapshot {
   verification?: Verification;
 }
 
-/** The newest by modification time; on a tie, the greater key (timestamped names sort by time). */
-export function newestOf(objects: readonly BackupObject[]): BackupObject | undefined {
-  let best: BackupObject | undefined;
-  for (const o of objects) {
-    if (!best || o.lastModifiedMs > best.lastModifiedMs || (o.lastModifiedMs === best.lastModifiedMs && o.key > best.key)) best = o;
-  }
-  return best;
+/** Whether `o` is newer than `best`: by modification time, and on a tie the greater key (timestamped names sort by time). */
+function isNewer(o: BackupObject, best: BackupObject | undefined): boolean {
+  return !best || o.lastModifiedMs > best.lastModifiedMs || (o.lastModifiedMs === best.lastModifiedMs && o.key > best.key);
 }
 
 /**
@@ -74,18 +70,32 @@ export class BackupTarget {
     const budget = AbortSignal.timeout(budgetMs);
     const signal = AbortSignal.any([parent, budget]);
     try {
-      const listed = await this.lister.list(signal);
-      const matched = this.match ? await matchEach(this.match, listed.map((o) => o.key), signal) : undefined;
-      const backups = matched ? listed.filter((_, i) => matched[i]) : listed;
-      const newest = newestOf(backups);
+      // Only the count and the newest are kept, so a long listing costs no memory beyond the page being read.
+      let objects = 0;
+      let newest: BackupObject | undefined;
+      await this.lister.list(signal, async (batch) => {
+        const matched = this.match
+          ? await matchEach(
+              this.match,
+              batch.map((o) => o.key),
+              signal,
+            )
+          : undefined;
+        const backups = matched ? batch.filter((_, i) => matched[i]) : batch;
+        objects += backups.length;
+        for (const o of backups) if (isNewer(o, newest)) newest = o;
+      });
       const verification = newest ? await this.#verify(newest, signal) : undefined;
-      this.#good = { at: Date.now(), objects: backups.length, ...(newest && { newest }), ...(verification && { verification }) };
-      if (this.#failures > 0) this.logger.info({ target: this.name, objects: backups.length }, "backup target reachable again");
+      this.#good = { at: Date.now(), objects, ...(newest && { newest }), ...(verification && { verification }) };
+      if (this.#failures > 0) this.logger.info({ target: this.name, objects }, "backup target reachable again");
       this.#failures = 0;
       this.#error = this.#reason = this.#notBefore = undefined;
       return true;
     } catch (err) {
-      const e = signal.aborted && !(err instanceof UpstreamError) ? new UpstreamError(`backup target ${JSON.stringify(this.name)}: timed out after ${formatDuration(budgetMs)}`, "timeout") : err;
+      const e =
+        signal.aborted && !(err instanceof UpstreamError)
+          ? new UpstreamError(`backup target ${JSON.stringify(this.name)}: timed out after ${formatDuration(budgetMs)}`, "timeout")
+          : err;
       this.#failures++;
       this.#error = errorMessage(e);
       this.#reason = classifyError(e);

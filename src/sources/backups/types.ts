@@ -9,8 +9,11 @@ export interface BackupObject {
 
 /** Where backups are kept: lists them and reads the start of one. */
 export interface BackupLister {
-  /** Every backup at the target; throws an UpstreamError saying what failed and where. */
-  list(signal: AbortSignal): Promise<BackupObject[]>;
+  /**
+   * Hands every backup at the target to `found`, a batch at a time as they are read (an S3 page, a batch of
+   * files), keeping none of them; throws an UpstreamError saying what failed and where.
+   */
+  list(signal: AbortSignal, found: (batch: BackupObject[]) => void | Promise<void>): Promise<void>;
   /** At most `bytes` bytes from the start of the backup, without reading the rest. */
   readHead(object: BackupObject, bytes: number, signal: AbortSignal): Promise<Buffer>;
   /** Where the target points, for /debug/status; never credentials. */
@@ -18,5 +21,5 @@ export interface BackupLister {
   close(): Promise<void>;
 }
 
-/** A target stops listing after this many backups rather than holding an unbounded list in memory. */
+/** A target stops listing after this many backups rather than walking an unbounded listing. */
 export const MAX_OBJECTS = 100_000;
