@@ -25,6 +25,10 @@ export interface BackupTargetState {
   /** False when the latest poll of this target failed; the other fields then describe the last good poll. */
   reachable: boolean;
   error?: string;
+  /** Epoch milliseconds of the latest successful listing: what the other fields describe is this old. */
+  lastSuccessAt?: number;
+  /** Data older than this no longer says anything about now (2 × the source's interval + its timeout). */
+  staleAfterMs: number;
   objects: number;
   newestKey?: string;
   /** Epoch milliseconds of the newest backup. */

@@ -210,7 +210,7 @@ export const METRICS = {
   sourceErrors: {
     name: "sidecar_source_errors_total",
     type: "counter",
-    help: "Failed source polls by reason: timeout, unauthorized, not_found, rate_limited, tls, connection, decode, other.",
+    help: "Failed source polls by reason: timeout, unauthorized, not_found, rate_limited, tls, connection, decode, other; a poll that reached only some of its upstreams (backup targets) counts each that failed.",
     labels: ["source", "reason"],
     group: "sources",
   },
@@ -412,6 +412,28 @@ export const METRICS = {
     type: "gauge",
     help: "1 when the newest backup's first bytes are an etcd (bbolt) snapshot, else 0; the reason is in /debug/status.",
     labels: ["target"],
+    group: "etcd backups",
+  },
+  backupTargetUp: {
+    name: "etcd_backup_target_up",
+    type: "gauge",
+    help: "1 when the latest poll listed the target, else 0; its error is in /debug/status.",
+    labels: ["target"],
+    group: "etcd backups",
+  },
+  backupTargetLastSuccess: {
+    name: "etcd_backup_target_last_success_timestamp_seconds",
+    type: "gauge",
+    help: "Unix time of the target's latest successful listing; its etcd_backup_* series are as old as this.",
+    labels: ["target"],
+    unit: "timestamp_seconds",
+    group: "etcd backups",
+  },
+  backupTargetErrors: {
+    name: "etcd_backup_target_errors_total",
+    type: "counter",
+    help: "Polls that could not list the target, by reason (the reasons of sidecar_source_errors_total).",
+    labels: ["target", "reason"],
     group: "etcd backups",
   },
 

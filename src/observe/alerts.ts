@@ -72,8 +72,7 @@ const healthChecks: AlertGroup = {
     },
     {
       alert: "HighGRPCErrorRate",
-      expr:
-        `sum without (code) (rate(${sel(M.grpcServerErrors)}[5m])) / sum without (code) (rate(${sel(M.grpcServerRequests)}[5m])) > 0.05`,
+      expr: `sum without (code) (rate(${sel(M.grpcServerErrors)}[5m])) / sum without (code) (rate(${sel(M.grpcServerRequests)}[5m])) > 0.05`,
       for: "10m",
       severity: "warning",
       summary: "{{ $value | humanizePercentage }} of gRPC health {{ $labels.method }} requests fail",
@@ -112,8 +111,7 @@ const sources: AlertGroup = {
       for: "10m",
       severity: "warning",
       summary: "Source {{ $labels.source }} is down",
-      description:
-        "The polls of source {{ $labels.source }} have failed for 10 minutes; its series keep the values of the last good poll.",
+      description: "The polls of source {{ $labels.source }} have failed for 10 minutes; its series keep the values of the last good poll.",
       meaning:
         "The exporter cannot read one of its upstreams (the Talos API, the Kubernetes API, the Tailscale API, backup targets or the operator's /metrics). " +
         "Its series are frozen at the last good poll, so panels and alerts built on them describe the past.",
@@ -166,8 +164,7 @@ const talos: AlertGroup = {
       for: "1m",
       severity: "warning",
       summary: "etcd backup {{ $labels.namespace }}/{{ $labels.name }} failed",
-      description:
-        "A TalosEtcdBackup of {{ $labels.namespace }}/{{ $labels.name }} finished with status Failed within the last hour.",
+      description: "A TalosEtcdBackup of {{ $labels.namespace }}/{{ $labels.name }} finished with status Failed within the last hour.",
       meaning:
         "The Talos operator ran an etcd backup and it failed; name is the backup schedule (or control plane) it belongs to. " +
         "The previous backup is still there; EtcdBackupTooOld fires when failures go on.",
@@ -177,13 +174,11 @@ const talos: AlertGroup = {
     },
     {
       alert: "TalosOperatorHighReconciliationFailures",
-      expr:
-        `rate(${sel(X.reconcileErrors)}[5m]) / sum without (result) (rate(${sel(X.reconcileTotal)}[5m])) > 0.1`,
+      expr: `rate(${sel(X.reconcileErrors)}[5m]) / sum without (result) (rate(${sel(X.reconcileTotal)}[5m])) > 0.1`,
       for: "15m",
       severity: "warning",
       summary: "{{ $value | humanizePercentage }} of the operator's {{ $labels.controller }} reconciliations fail",
-      description:
-        "More than 10 % of the operator's {{ $labels.controller }} reconciliations returned an error over the last 5 minutes, for 15 minutes.",
+      description: "More than 10 % of the operator's {{ $labels.controller }} reconciliations returned an error over the last 5 minutes, for 15 minutes.",
       meaning:
         "The operator keeps failing to reconcile objects of one kind, so changes to them are not applied and their status goes stale. " +
         "Evaluated only where the operator metrics passthrough (sources.operatorMetrics) is configured; without it there is no data and the alert stays silent.",
@@ -205,14 +200,28 @@ const backups: AlertGroup = {
       for: "10m",
       severity: "critical",
       summary: "No etcd backup at {{ $labels.target }} in the last 26 hours",
-      description:
-        "The newest etcd backup at target {{ $labels.target }} is older than 26 hours, or the target holds no backup at all.",
+      description: "The newest etcd backup at target {{ $labels.target }} is older than 26 hours, or the target holds no backup at all.",
       meaning:
         "No new backup reached this target for longer than a daily schedule allows (24 hours plus 2 hours of slack), " +
         "measured from the backup's own timestamp, so it keeps growing while the target is unreachable. A restore now would lose more than a day.",
       action:
         "Check the TalosEtcdBackupSchedule (paused?), the latest TalosEtcdBackup objects and the operator's logs, and that the exporter's prefix and match still cover where backups are written. " +
         "Take a manual backup if the fix takes time. For a schedule other than daily, set the threshold to its interval plus slack.",
+    },
+    {
+      alert: "EtcdBackupTargetDown",
+      expr: onLeader(`${sel(M.backupTargetUp)} == 0`),
+      for: "15m",
+      severity: "warning",
+      summary: "Backup target {{ $labels.target }} cannot be listed",
+      description:
+        "For 15 minutes, the polls of the backups source have not been able to list target {{ $labels.target }}; its series keep the values of the last good listing.",
+      meaning:
+        "One backup target (a bucket or a directory) cannot be read, while the source may still be up because other targets answer. " +
+        "Nothing is known about new backups there, and `backup` checks of it fail once its data is stale.",
+      action:
+        "etcd_backup_target_errors_total{target} gives the reason (unauthorized, not_found, tls, connection, timeout, rate_limited, decode) and /debug/status on the health port the target's last error. " +
+        "Fix the credential, bucket, endpoint, certificate or volume mount; the target recovers on the next poll.",
     },
     {
       alert: "EtcdBackupNotVerified",

@@ -258,9 +258,7 @@ const talos: DashboardDef = {
           description: "Machine API calls the exporter makes, per second, by RPC and result.",
           w: 12,
           unit: "reqps",
-          targets: [
-            { expr: `sum by (cluster, operation, result) (rate(${sel(M.talosApiCalls, CLUSTER)}[${RATE}]))`, legend: "{{operation}} {{result}}" },
-          ],
+          targets: [{ expr: `sum by (cluster, operation, result) (rate(${sel(M.talosApiCalls, CLUSTER)}[${RATE}]))`, legend: "{{operation}} {{result}}" }],
         },
         {
           type: "timeseries",
@@ -312,9 +310,7 @@ const talos: DashboardDef = {
           description: "controller-runtime's reconciliations per second, from the operator's own /metrics.",
           w: 12,
           unit: "ops",
-          targets: [
-            { expr: `sum by (cluster, controller, result) (rate(${sel(X.reconcileTotal, CLUSTER)}[${RATE}]))`, legend: "{{controller}} {{result}}" },
-          ],
+          targets: [{ expr: `sum by (cluster, controller, result) (rate(${sel(X.reconcileTotal, CLUSTER)}[${RATE}]))`, legend: "{{controller}} {{result}}" }],
         },
         {
           type: "timeseries",
@@ -439,7 +435,13 @@ const tailscale: DashboardDef = {
           h: 10,
           unit: "dtdurations",
           targets: [{ expr: `min by (cluster, device) (${sel(M.tailscaleKeyExpiry, CLUSTER)}) - time()` }],
-          colors: { base: "red", steps: [[7 * DAY, "orange"], [30 * DAY, "green"]] },
+          colors: {
+            base: "red",
+            steps: [
+              [7 * DAY, "orange"],
+              [30 * DAY, "green"],
+            ],
+          },
           rename: { Value: "expires in" },
           sortBy: { column: "expires in", desc: false },
         },
@@ -546,11 +548,19 @@ const backups: DashboardDef = {
         },
         {
           type: "stat",
+          title: "Listed",
+          description: "Whether the latest poll could list each target; the error is in /debug/status and etcd_backup_target_errors_total.",
+          w: 6,
+          targets: [{ expr: `min by (cluster, target) (${sel(M.backupTargetUp, CLUSTER)})`, legend: "{{target}}" }],
+          states: UP_DOWN,
+        },
+        {
+          type: "stat",
           title: "Data age",
-          description: "Time since the backups source last polled successfully.",
-          w: 12,
+          description: "Time since each target was last listed: every other panel of this row is that old for it.",
+          w: 6,
           unit: "s",
-          targets: [{ expr: sourceAge(SOURCE_NAMES.backups), legend: "{{cluster}}" }],
+          targets: [{ expr: `time() - max by (cluster, target) (${sel(M.backupTargetLastSuccess, CLUSTER)})`, legend: "{{target}}" }],
           colors: { base: "green", steps: [[15 * 60, "red"]] },
         },
       ],

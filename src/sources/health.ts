@@ -39,6 +39,7 @@ export class SourceHealth {
     this.metrics.sourceUp.set({ source: this.name }, 1);
     this.metrics.sourceLastSuccess.set({ source: this.name }, this.#lastSuccessAt / 1000);
     this.metrics.sourcePollDuration.observe({ source: this.name }, durationMs / 1000);
+    for (const reason of outcome.partialFailures ?? []) this.metrics.sourceErrors.inc({ source: this.name, reason });
     if (!wasUp) this.logger.info({ source: this.name, detail: outcome.detail }, "source up");
     this.#settle();
   }

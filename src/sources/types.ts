@@ -1,4 +1,5 @@
 import type { SourceStatus } from "../checks/types.ts";
+import type { FailureReason } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { MetricRegistry } from "../metrics/registry.ts";
 
@@ -19,6 +20,11 @@ export interface PollOutcome {
   detail?: string;
   /** Extra facts for /debug/status. Must not contain credentials. */
   debug?: Record<string, unknown>;
+  /**
+   * Why each part of the upstream that failed did (a backup target of several) when the poll still worked:
+   * the source stays up, and each is counted in sidecar_source_errors_total so the failure is not silent.
+   */
+  partialFailures?: FailureReason[];
 }
 
 /**

@@ -370,6 +370,8 @@ describe("backups source", () => {
     expect(source.status()).toMatchObject({ up: true, healthy: true, detail: "1 target, newest 3h old" });
     expect(source.backupTarget("primary")).toEqual({
       reachable: true,
+      lastSuccessAt: expect.any(Number),
+      staleAfterMs: 2 * 60_000 + 5_000,
       objects: 2,
       newestKey: "etcd/snapshot-2.db",
       newestAt: newer.getTime(),
@@ -461,7 +463,7 @@ describe("backups source", () => {
     for (const family of ["etcd_backup_last_timestamp_seconds", "etcd_backup_age_seconds", "etcd_backup_verified", "talos_operator_etcd_backup_size_bytes"]) {
       expect(text).not.toMatch(new RegExp(`^${family}\\{`, "m"));
     }
-    expect(source.backupTarget("primary")).toEqual({ reachable: true, objects: 0 });
+    expect(source.backupTarget("primary")).toEqual({ reachable: true, lastSuccessAt: expect.any(Number), staleAfterMs: 125_000, objects: 0 });
     expect(source.status()).toMatchObject({ up: true, healthy: false, detail: "1 target, no backups" });
   });
 
@@ -504,7 +506,16 @@ describe("backups source", () => {
     expect(targets.find((t) => t.name === "local")).toMatchObject({ reachable: false, reason: "not_found" });
     const text = await render();
     expect(seriesValue(text, 'etcd_backup_verified{target="primary"}')).toBe(1);
-    expect(text).not.toMatch(/target="local"/);
+    // Nothing was ever read there: only its own freshness is exported, and says so.
+    expect(text).not.toMatch(/^etcd_backup_(objects_total|last_timestamp_seconds|age_seconds|verified)\{target="local"\}/m);
+    expect(text).not.toMatch(/^etcd_backup_target_last_success_timestamp_seconds\{target="local"\}/m);
+    expect(seriesValue(text, 'etcd_backup_target_up{target="local"}')).toBe(0);
+    expect(seriesValue(text, 'etcd_backup_target_errors_total{target="local",reason="not_found"}')).toBe(1);
+    expect(seriesValue(text, 'etcd_backup_target_up{target="primary"}')).toBe(1);
+    expect(seriesValue(text, 'etcd_backup_target_errors_total{target="primary",reason="not_found"}')).toBe(0);
+    // The source is up, its other target being fresh, but the failure is counted.
+    expect(seriesValue(text, 'sidecar_source_up{source="backups"}')).toBe(1);
+    expect(seriesValue(text, 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
   });
 
   it("keeps a failing target's last good series while the others move on", async () => {
@@ -543,7 +554,11 @@ describe("backups source", () => {
     expect(source.status().error).toMatch(/^all 2 backup targets failed: filesystem target "local".*ENOENT.*; filesystem target "other".*ENOENT/);
     const after = await render();
     expect(seriesValue(after, 'etcd_backup_objects_total{target="local"}')).toBe(seriesValue(before, 'etcd_backup_objects_total{target="local"}'));
-    expect(seriesValue(after, 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(1);
+    // One for "other" in the first poll, which still worked; one for the second poll, which failed whole.
+    expect(seriesValue(after, 'sidecar_source_errors_total{source="backups",reason="not_found"}')).toBe(2);
+    expect(seriesValue(after, 'etcd_backup_target_errors_total{target="other",reason="not_found"}')).toBe(2);
+    expect(seriesValue(after, 'etcd_backup_target_errors_total{target="local",reason="not_found"}')).toBe(1);
+    expect(seriesValue(after, 'etcd_backup_target_up{target="local"}')).toBe(0);
   });
 
   it("reads only the first bytes of the newest backup, with a ranged GET", async () => {

@@ -1,5 +1,5 @@
 import type { BackupTargetState } from "../../checks/types.ts";
-import { UpstreamError } from "../../errors.ts";
+import { FAILURE_REASONS, UpstreamError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { METRICS } from "../../metrics/catalogue.ts";
 import type { MetricHandles } from "../../metrics/registry.ts";
@@ -22,8 +22,7 @@ const TARGET_BUDGET_SHARE = 0.9;
 
 export type ListerFactory = (target: BackupTargetConfig, timeoutMs: number) => BackupLister;
 
-export const defaultListerFor: ListerFactory = (target, timeoutMs) =>
-  target.type === "s3" ? new S3Lister(target, timeoutMs) : new FilesystemLister(target);
+export const defaultListerFor: ListerFactory = (target, timeoutMs) => (target.type === "s3" ? new S3Lister(target, timeoutMs) : new FilesystemLister(target));
 
 /** Coarse age for one-line summaries: "42s", "17m", "3h", "2d". */
 export function roughAge(ms: number): string {
@@ -40,7 +39,9 @@ function plural(n: number, word: string): string {
 
 /**
  * Polls every backup target concurrently. A target that fails keeps its last good series and state; the poll
- * fails only when every target failed.
+ * fails only when every target failed. The source stays up while some target answers, since their series are
+ * fresh, but each target that fails is counted in sidecar_source_errors_total, turns the source unhealthy, and
+ * shows in its own etcd_backup_target_* series.
  */
 export class BackupsDriver implements PollDriver {
   readonly #targets: BackupTarget[];
@@ -50,11 +51,26 @@ export class BackupsDriver implements PollDriver {
   readonly #objects: OwnedSeries;
   readonly #age: OwnedSeries;
   readonly #verified: OwnedSeries;
+  readonly #metrics: MetricHandles;
 
-  constructor(config: BackupsSourceConfig & Schedule, metrics: MetricHandles, logger: Logger, listerFor: ListerFactory = defaultListerFor, seriesLimit?: number) {
+  constructor(
+    config: BackupsSourceConfig & Schedule,
+    metrics: MetricHandles,
+    logger: Logger,
+    listerFor: ListerFactory = defaultListerFor,
+    seriesLimit?: number,
+  ) {
     const match = config.match === undefined ? undefined : compilePattern(config.match);
     const log = logger.child({ source: SOURCE_NAMES.backups });
-    this.#targets = config.targets.map((t) => new BackupTarget(t, listerFor(t, config.timeoutMs), match, log));
+    // As for checks: two intervals and a timeout without a good listing, and a target's data is stale.
+    const staleAfterMs = 2 * config.intervalMs + config.timeoutMs;
+    this.#targets = config.targets.map((t) => new BackupTarget(t, listerFor(t, config.timeoutMs), match, log, staleAfterMs));
+    this.#metrics = metrics;
+    for (const { name: target } of this.#targets) {
+      metrics.backupTargetUp.set({ target }, 0);
+      // Every reason starts at 0, so rate() works from the first error and "no errors" is a value.
+      for (const reason of FAILURE_REASONS) metrics.backupTargetErrors.inc({ target, reason }, 0);
+    }
     this.#budgetMs = Math.max(1, Math.floor(config.timeoutMs * TARGET_BUDGET_SHARE));
     const seriesBudget = new SeriesBudget({ source: SOURCE_NAMES.backups, limit: seriesLimit, dropped: metrics.seriesDropped, logger });
     this.#last = new OwnedSeries(metrics.backupLastTimestamp, METRICS.backupLastTimestamp.labels, seriesBudget);
@@ -66,6 +82,7 @@ export class BackupsDriver implements PollDriver {
 
   async poll(signal: AbortSignal): Promise<PollOutcome> {
     const answered = await Promise.all(this.#targets.map((t) => t.poll(signal, this.#budgetMs)));
+    this.#recordTargets();
     if (!answered.some(Boolean)) throw this.#everyTargetFailed();
     this.#publish();
     return this.#outcome();
@@ -84,13 +101,32 @@ export class BackupsDriver implements PollDriver {
   async close(): Promise<void> {
     await Promise.all(this.#targets.map((t) => t.close()));
     for (const s of [this.#last, this.#size, this.#objects, this.#age, this.#verified]) s.clear();
+    const m = this.#metrics;
+    for (const { name: target } of this.#targets) {
+      m.backupTargetUp.remove({ target });
+      m.backupTargetLastSuccess.remove({ target });
+      for (const reason of FAILURE_REASONS) m.backupTargetErrors.remove({ target, reason });
+    }
+  }
+
+  /** Each target's own freshness, after every poll, whether the poll as a whole worked or not. */
+  #recordTargets(): void {
+    const m = this.#metrics;
+    for (const t of this.#targets) {
+      const target = t.name;
+      const failure = t.failure;
+      m.backupTargetUp.set({ target }, failure ? 0 : 1);
+      if (failure) m.backupTargetErrors.inc({ target, reason: failure.reason });
+      else if (t.lastGood) m.backupTargetLastSuccess.set({ target }, t.lastGood.at / 1000);
+    }
   }
 
   #everyTargetFailed(): Error {
     const failures = this.#targets.map((t) => t.failure ?? { reason: "other" as const, error: `backup target ${t.name} failed` });
     const reasons = new Set(failures.map((f) => f.reason));
     const reason = reasons.size === 1 ? (failures[0]?.reason ?? "other") : "other";
-    const message = failures.length === 1 ? (failures[0]?.error ?? "") : `all ${failures.length} backup targets failed: ${failures.map((f) => f.error).join("; ")}`;
+    const message =
+      failures.length === 1 ? (failures[0]?.error ?? "") : `all ${failures.length} backup targets failed: ${failures.map((f) => f.error).join("; ")}`;
     if (reason === "rate_limited") {
       const waits = this.#targets.map((t) => t.retryAfterMs()).filter((w): w is number => w !== undefined);
       return new RetryAfterError(message, waits.length === failures.length ? Math.min(...waits) : undefined);
@@ -139,6 +175,7 @@ export class BackupsDriver implements PollDriver {
     if (unreachable.length) parts.push(`unreachable: ${unreachable.join(", ")}`);
     if (empty.length && Number.isFinite(newestAt)) parts.push(`no backups at: ${empty.join(", ")}`);
     if (unverified.length) parts.push(`not verified: ${unverified.join(", ")}`);
-    return { healthy: unreachable.length === 0 && empty.length === 0 && unverified.length === 0, detail: parts.join("; ") };
+    const partialFailures = this.#targets.flatMap((t) => (t.failure ? [t.failure.reason] : []));
+    return { healthy: unreachable.length === 0 && empty.length === 0 && unverified.length === 0, detail: parts.join("; "), partialFailures };
   }
 }

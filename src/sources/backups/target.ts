@@ -42,6 +42,8 @@ export class BackupTarget {
     private readonly lister: BackupLister,
     private readonly match: Pattern | undefined,
     private readonly logger: Logger,
+    /** How old the target's data may get before it no longer says anything about now. */
+    private readonly staleAfterMs: number,
   ) {
     this.name = config.name;
   }
@@ -129,6 +131,8 @@ export class BackupTarget {
     return {
       reachable: this.reachable,
       ...(this.#error !== undefined && { error: this.#error }),
+      ...(g && { lastSuccessAt: g.at }),
+      staleAfterMs: this.staleAfterMs,
       objects: g?.objects ?? 0,
       ...(g?.newest && { newestKey: g.newest.key, newestAt: g.newest.lastModifiedMs, sizeBytes: g.newest.sizeBytes }),
       ...(g?.verification && { verified: g.verification.verified, verifyReason: g.verification.reason }),
@@ -148,6 +152,8 @@ export class BackupTarget {
       consecutiveFailures: this.#failures,
       lastAttemptAt: this.#lastAttemptAt ? new Date(this.#lastAttemptAt).toISOString() : null,
       lastSuccessAt: g ? new Date(g.at).toISOString() : null,
+      dataAgeSeconds: g ? Math.round((now - g.at) / 1000) : null,
+      stale: g ? now - g.at > this.staleAfterMs : null,
       objects: g?.objects ?? null,
       newestKey: g?.newest?.key ?? null,
       newestAt: g?.newest ? new Date(g.newest.lastModifiedMs).toISOString() : null,
