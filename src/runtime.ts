@@ -5,6 +5,7 @@ import type { SourceGate } from "./leader/gate.ts";
 import type { LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";
 import type { MetricRegistry } from "./metrics/registry.ts";
+import { DROP_REASONS, type DropReport } from "./serve/connection-cap.ts";
 import { appListener, listenWith, type Listening } from "./serve/listen.ts";
 import { healthListener } from "./serve/liveness.ts";
 import type { GrpcHealthServer } from "./serve/grpc-health.ts";
@@ -171,6 +172,8 @@ export class Runtime {
     for (const result of ["success", "failure"]) handles.configReloads.inc({ result }, 0);
     // Without leader election every replica polls; with it, the elector owns this gauge.
     if (!config.leaderElection.enabled) handles.leader.set(1);
+    const health = this.#healthServer;
+    if (health) this.#countDrops("health", (report) => health.connections.onDrop(report));
     const secure = config.metrics.secure || config.debug.protect;
     this.#secure = secure ? await (await import("./serve/secure/index.ts")).secureServing(config, handles, log) : PLAIN_SERVING;
     this.#debugGuard?.settle(this.#secure.debugGuard);
@@ -180,12 +183,15 @@ export class Runtime {
       if (config.metrics.scrapeThread) {
         const { ScrapeThread } = await import("./serve/scrape-thread.ts");
         const options = { host, port: config.metrics.port, path: config.metrics.path, configKey, maxConnections: config.limits.maxConnections };
-        this.#metricsServer = await ScrapeThread.start(this.metrics, options, log);
+        const thread = await ScrapeThread.start(this.metrics, options, log);
+        this.#countDrops("metrics", (report) => thread.onDrop(report));
+        this.#metricsServer = thread;
       } else {
         const { metricsListener, registrySource } = await import("./serve/metrics-server.ts");
         const listener = await metricsListener(registrySource(this.metrics), config.metrics.path, this.#secure.metricsGuard);
         const listening = await listenWith("metrics", listener, host, config.metrics.port, configKey, this.#secure.tls, { maxConnections: config.limits.maxConnections });
         if (this.#secure.tls) this.#secure.attach(listening.server as HttpsServer);
+        this.#countDrops("metrics", (report) => listening.connections.onDrop(report));
         this.#metricsServer = listening;
       }
       log.info({ address: this.#metricsServer.address, path: config.metrics.path, scheme, ...(config.metrics.scrapeThread && { thread: "scrape" }) }, "metrics server listening");
@@ -195,6 +201,13 @@ export class Runtime {
       this.#grpcServer = await startGrpcHealth(this.model, host, config.grpcHealth.port, handles, log);
       log.info({ address: this.#grpcServer.address }, "gRPC health server listening");
     }
+  }
+
+  /** sidecar_connections_dropped_total of one server, each reason from zero so that the first drop shows as one. */
+  #countDrops(server: "health" | "metrics", onDrop: (report: DropReport) => void): void {
+    const dropped = this.metrics.handles.connectionsDropped;
+    for (const reason of DROP_REASONS) dropped.inc({ server, reason }, 0);
+    onDrop((reason, count) => dropped.inc({ server, reason }, count));
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { DropReason } from "./connection-cap.ts";
 import type { MirrorUpdate } from "./exposition-mirror.ts";
 import type { ScrapeFormat } from "./metrics-server.ts";
 
@@ -20,4 +21,6 @@ export type ToMain =
   /** It cannot serve: the port cannot be bound, or an update could not be applied. */
   | { type: "failed"; message: string }
   /** Durations of the scrapes answered since the last report, in seconds. */
-  | { type: "scrapes"; durations: [ScrapeFormat, number][] };
+  | { type: "scrapes"; durations: [ScrapeFormat, number][] }
+  /** Connections closed to stay within maxConnections since the last report. */
+  | { type: "dropped"; counts: [DropReason, number][] };

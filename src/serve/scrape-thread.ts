@@ -3,6 +3,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { MetricRegistry } from "../metrics/registry.ts";
 import { newWorker } from "../worker-modules.ts";
+import type { DropReport } from "./connection-cap.ts";
 import { MirrorSender } from "./exposition-mirror.ts";
 import type { ScrapeThreadOptions, ToMain, ToScrapeThread } from "./scrape-thread-protocol.ts";
 
@@ -15,8 +16,8 @@ const CLOSE_MARGIN_MS = 2_000;
 /**
  * The main thread's side of metrics.scrapeThread: starts the scrape thread (scrape-worker.ts), which owns the
  * metrics port, and sends it each new rendering of the exposition — only the parts that changed — as the registry
- * publishes them. Scrape durations come back in batches for sidecar_scrape_duration_seconds. A thread that stops
- * unasked is logged and started again on the same port.
+ * publishes them. Scrape durations and dropped connections come back in batches for the main thread's metrics. A
+ * thread that stops unasked is logged and started again on the same port.
  */
 export class ScrapeThread {
   #worker: Worker | undefined;
@@ -27,6 +28,7 @@ export class ScrapeThread {
   #restartDelayMs = RESTART_DELAY_MS;
   #restartTimer: NodeJS.Timeout | undefined;
   #options: ScrapeThreadOptions;
+  #reportDrop: DropReport | undefined;
   address = "";
 
   private constructor(
@@ -60,6 +62,8 @@ export class ScrapeThread {
       worker.on("message", (message: ToMain) => {
         if (message.type === "scrapes") {
           for (const [format, seconds] of message.durations) this.registry.handles.scrapeDuration.observe({ format }, seconds);
+        } else if (message.type === "dropped") {
+          for (const [reason, count] of message.counts) this.#reportDrop?.(reason, count);
         } else if (message.type === "listening") {
           listening = true;
           this.address = message.address;
@@ -127,6 +131,11 @@ export class ScrapeThread {
           this.#send();
         }
       });
+  }
+
+  /** Passes on each connection the thread's server closed to stay within maxConnections. */
+  onDrop(report: DropReport): void {
+    this.#reportDrop = report;
   }
 
   /** Ends the thread at once, as a crash would; it is started again as after one. */

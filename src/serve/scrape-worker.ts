@@ -8,12 +8,13 @@ import { parentPort, workerData } from "node:worker_threads";
 import { errorMessage } from "../errors.ts";
 import { formOf } from "../metrics/exposition.ts";
 import { asExposition, type Exposition } from "../metrics/registry.ts";
+import type { DropReason } from "./connection-cap.ts";
 import { MirrorReceiver } from "./exposition-mirror.ts";
 import type { ScrapeThreadOptions, ToMain, ToScrapeThread } from "./scrape-thread-protocol.ts";
 import { listenWith } from "./listen.ts";
 import { metricsListener, type ScrapeFormat, type ScrapeSource } from "./metrics-server.ts";
 
-/** Scrape durations are sent to the main thread's histogram in batches, at most this often. */
+/** Scrape durations and dropped connections are sent to the main thread's metrics in batches, at most this often. */
 const REPORT_EVERY_MS = 1_000;
 
 const port = parentPort;
@@ -25,6 +26,7 @@ const mirror = new MirrorReceiver();
 /** Scrapes that arrive before the first exposition wait for it, as they would for the first rendering. */
 let waiting: (() => void)[] = [];
 let durations: [ScrapeFormat, number][] = [];
+const dropped = new Map<DropReason, number>();
 
 const source: ScrapeSource = {
   async exposition(openMetrics, gzipped): Promise<Exposition> {
@@ -39,14 +41,19 @@ const source: ScrapeSource = {
   },
 };
 
-setInterval(() => {
-  if (durations.length === 0) return;
-  send({ type: "scrapes", durations });
+/** Sends what was measured since the last report: scrape durations and connections dropped. */
+function report(): void {
+  if (durations.length > 0) send({ type: "scrapes", durations });
   durations = [];
-}, REPORT_EVERY_MS).unref();
+  if (dropped.size > 0) send({ type: "dropped", counts: [...dropped] });
+  dropped.clear();
+}
+
+setInterval(report, REPORT_EVERY_MS).unref();
 
 try {
   const listening = await listenWith("metrics", await metricsListener(source, options.path), options.host, options.port, options.configKey, undefined, { maxConnections: options.maxConnections });
+  listening.connections.onDrop((reason, count) => dropped.set(reason, (dropped.get(reason) ?? 0) + count));
   port.on("message", (message: ToScrapeThread) => {
     if (message.type === "update") {
       try {
@@ -61,7 +68,7 @@ try {
       return;
     }
     void listening.close(message.graceMs).then(() => {
-      if (durations.length > 0) send({ type: "scrapes", durations });
+      report();
       port.close();
     });
   });
