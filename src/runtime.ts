@@ -198,13 +198,15 @@ export class Runtime {
     }
     if (config.grpcHealth.enabled) {
       const { startGrpcHealth } = await import("./serve/grpc-health.ts");
-      this.#grpcServer = await startGrpcHealth(this.model, host, config.grpcHealth.port, handles, log);
+      const grpcServer = await startGrpcHealth(this.model, host, config.grpcHealth.port, handles, log, { maxConnections: config.limits.maxConnections });
+      this.#countDrops("grpc", (report) => grpcServer.onDrop(report));
+      this.#grpcServer = grpcServer;
       log.info({ address: this.#grpcServer.address }, "gRPC health server listening");
     }
   }
 
   /** sidecar_connections_dropped_total of one server, each reason from zero so that the first drop shows as one. */
-  #countDrops(server: "health" | "metrics", onDrop: (report: DropReport) => void): void {
+  #countDrops(server: "health" | "metrics" | "grpc", onDrop: (report: DropReport) => void): void {
     const dropped = this.metrics.handles.connectionsDropped;
     for (const reason of DROP_REASONS) dropped.inc({ server, reason }, 0);
     onDrop((reason, count) => dropped.inc({ server, reason }, count));

@@ -128,8 +128,8 @@ export type HealthClient = grpc.Client & {
 };
 
 /** A grpc.health.v1 client over plain TCP, built from the same proto the server serves. */
-export function healthClient(address: string): HealthClient {
+export function healthClient(address: string, options?: grpc.ChannelOptions): HealthClient {
   const Health = healthClientConstructor();
   // The generated constructor is untyped; the methods are those of the proto.
-  return new Health(address, grpc.credentials.createInsecure()) as unknown as HealthClient;
+  return new Health(address, grpc.credentials.createInsecure(), options) as unknown as HealthClient;
 }

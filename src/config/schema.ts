@@ -138,7 +138,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** A source's series beyond this are dropped and counted, so one runaway upstream cannot exhaust memory. */
       seriesPerSource: z.number().int().min(1).default(10_000),
-      /** Open connections per server (health, metrics); at the cap the longest idle or waiting gives way. */
+      /** Open connections per server (health, metrics, gRPC health); at the cap the longest idle or waiting gives way. */
       maxConnections: z.number().int().min(1).default(256),
     })
     .prefault({}),

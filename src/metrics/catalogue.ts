@@ -161,7 +161,7 @@ export const METRICS = {
   connectionsDropped: {
     name: "sidecar_connections_dropped_total",
     type: "counter",
-    help: "Connections closed to keep a server (health, metrics) within limits.maxConnections, by reason: idle or stalled (closed to make room for a new one), refused (every connection had a request being answered, so the new one was closed).",
+    help: "Connections closed to keep a server (health, metrics, grpc) within limits.maxConnections, by reason: idle or stalled (closed to make room for a new one), refused (every connection had a request being answered, so the new one was closed).",
     labels: ["server", "reason"],
     group: "exporter",
   },
