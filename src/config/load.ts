@@ -1,5 +1,6 @@
 import { closest, distance } from "fastest-levenshtein";
 import type * as z from "zod";
+import { knownKeysAt } from "./fields.ts";
 import { readConfigFile } from "./read-file.ts";
 import { configSchema } from "./schema.ts";
 import { resolveConfig, type Finding } from "./resolve.ts";
@@ -74,49 +75,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/**
- * The keys a schema node accepts, for "did you mean". Walks through the wrappers zod puts around objects
- * (optional, default, pipe, array) along `path`.
- */
-function knownKeysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
-  let node: z.core.$ZodType | undefined = schema;
-  let i = 0;
-  while (node) {
-    const def: z.core.$ZodTypeDef & Record<string, unknown> = node._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
-    switch (def.type) {
-      case "optional":
-      case "default":
-      case "prefault":
-      case "nullable":
-        node = def.innerType as z.core.$ZodType;
-        continue;
-      case "pipe":
-        node = def.in as z.core.$ZodType;
-        continue;
-      case "array":
-        if (i >= path.length) return [];
-        node = def.element as z.core.$ZodType;
-        i++;
-        continue;
-      case "record":
-        if (i >= path.length) return [];
-        node = def.valueType as z.core.$ZodType;
-        i++;
-        continue;
-      case "object": {
-        const shape = def.shape as Record<string, z.core.$ZodType>;
-        if (i >= path.length) return Object.keys(shape);
-        node = shape[String(path[i])];
-        i++;
-        continue;
-      }
-      default:
-        return [];
-    }
-  }
-  return [];
 }
 
 function suggestion(key: string, known: string[]): string {

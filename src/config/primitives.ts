@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { patternProblem } from "../patterns/pattern.ts";
 import { parseDuration } from "./duration.ts";
+import { markField } from "./fields.ts";
 
 /** Renders a user's value the way they wrote it, for error messages. */
 export function show(value: unknown): string {
@@ -78,3 +79,6 @@ export const pattern = () =>
     const problem = patternProblem(source);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${show(source)} is not a pattern this exporter can run: ${problem}` });
   });
+
+/** The path of a file that holds credentials (a token, a private key, a kubeconfig). */
+export const credentialFile = () => markField(z.string(), "secret-file");

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
-import { bool, duration, enumOf, hostPort, httpPath, pattern, port, show, timerDuration } from "./primitives.ts";
+import { markField } from "./fields.ts";
+import { bool, credentialFile, duration, enumOf, hostPort, httpPath, pattern, port, show, timerDuration } from "./primitives.ts";
 
 export const CHECK_TYPES = ["http", "tcp", "grpc", "source", "backup"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -26,7 +27,7 @@ const tls = z.strictObject({
   enabled: bool().optional(),
   caFile: z.string().optional(),
   certFile: z.string().optional(),
-  keyFile: z.string().optional(),
+  keyFile: credentialFile().optional(),
   serverName: z.string().optional(),
   insecureSkipVerify: bool().default(false),
 });
@@ -43,12 +44,13 @@ export const checkSchema = z.strictObject({
   timeout: timerDuration().optional(),
   endpoint: httpPath().optional(),
   // http
-  url: z.string().optional(),
+  url: markField(z.string(), "url").optional(),
   method: enumOf(HTTP_METHODS).optional(),
   expectedStatus: z.array(statusSpec).optional(),
   bodyMatch: pattern().optional(),
-  headers: z.record(z.string(), z.string()).optional(),
-  bearerTokenFile: z.string().optional(),
+  // Values under names like Authorization are credentials; any of them may be.
+  headers: markField(z.record(z.string(), z.string()), "secret").optional(),
+  bearerTokenFile: credentialFile().optional(),
   maxBodyBytes: z.number().int().positive().optional(),
   // tcp and grpc
   address: hostPort().optional(),
@@ -83,7 +85,7 @@ export const configSchema = z.strictObject({
       tls: z
         .strictObject({
           certFile: z.string().min(1),
-          keyFile: z.string().min(1),
+          keyFile: credentialFile().min(1),
           /** How often the files are compared for a rotated certificate. */
           reloadInterval: timerDuration().default(10_000),
         })
@@ -95,7 +97,7 @@ export const configSchema = z.strictObject({
           cacheSize: z.number().int().min(1).default(1024),
           timeout: timerDuration().default(5_000),
           /** The API server for reviews: a kubeconfig for runs outside a cluster; default in-cluster. */
-          kubeconfig: z.string().optional(),
+          kubeconfig: credentialFile().optional(),
           context: z.string().optional(),
           /** mtls: the CA that signs scrapers' client certificates, and the common names allowed. */
           clientCAFile: z.string().optional(),
@@ -153,7 +155,7 @@ export const configSchema = z.strictObject({
       leaseDuration: timerDuration().default(15_000),
       renewDeadline: timerDuration().default(10_000),
       retryPeriod: timerDuration().default(2_000),
-      kubeconfig: z.string().optional(),
+      kubeconfig: credentialFile().optional(),
       context: z.string().optional(),
     })
     .prefault({}),

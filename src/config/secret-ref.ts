@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import * as z from "zod";
 import { UpstreamError } from "../errors.ts";
 import { Secret } from "../secret.ts";
+import { markField } from "./fields.ts";
 import { show } from "./primitives.ts";
 
 /**
@@ -9,11 +10,14 @@ import { show } from "./primitives.ts";
  * written into the config file itself, so a ConfigMap can be shared and printed freely.
  */
 export const secretRef = () =>
-  z
-    .strictObject({ file: z.string().min(1).optional(), env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() })
-    .refine((r) => (r.file === undefined) !== (r.env === undefined), {
-      error: (iss) => `${show(iss.input)} must name exactly one of file or env, e.g. { file: /var/run/secrets/x/key } or { env: API_KEY }`,
-    });
+  markField(
+    z
+      .strictObject({ file: z.string().min(1).optional(), env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional() })
+      .refine((r) => (r.file === undefined) !== (r.env === undefined), {
+        error: (iss) => `${show(iss.input)} must name exactly one of file or env, e.g. { file: /var/run/secrets/x/key } or { env: API_KEY }`,
+      }),
+    "secret",
+  );
 
 export type SecretRef = z.output<ReturnType<typeof secretRef>>;
 

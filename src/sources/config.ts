@@ -1,5 +1,6 @@
 import * as z from "zod";
-import { bool, duration, enumOf, pattern, timerDuration } from "../config/primitives.ts";
+import { markField } from "../config/fields.ts";
+import { bool, credentialFile, duration, enumOf, pattern, timerDuration } from "../config/primitives.ts";
 import { secretRef } from "../config/secret-ref.ts";
 
 /** Settings every source has. Interval and timeout default to metrics.collection's. */
@@ -18,7 +19,7 @@ const tlsFiles = z.strictObject({
 export const talosSourceSchema = z.strictObject({
   ...common,
   /** A talosctl config file (contexts with endpoints, nodes and base64 ca/crt/key). */
-  talosconfig: z.string().optional(),
+  talosconfig: credentialFile().optional(),
   /** Context to use; default: the file's current context. */
   context: z.string().optional(),
   /** Override the context's endpoints (host or host:port, port 50000 when absent). */
@@ -28,7 +29,7 @@ export const talosSourceSchema = z.strictObject({
   /** Without a talosconfig: PEM files for mTLS. */
   caFile: z.string().optional(),
   certFile: z.string().optional(),
-  keyFile: z.string().optional(),
+  keyFile: credentialFile().optional(),
   /** Value of the `cluster` label of talos_etcd_member_count; default: the context name. */
   cluster: z.string().optional(),
 });
@@ -45,7 +46,7 @@ const crdGroup = (group: string) =>
 export const kubernetesSourceSchema = z.strictObject({
   ...common,
   /** A kubeconfig for runs outside a cluster; default: the in-cluster service account. */
-  kubeconfig: z.string().optional(),
+  kubeconfig: credentialFile().optional(),
   context: z.string().optional(),
   /** Namespaces to watch; empty means all. */
   namespaces: z.array(z.string()).default([]),
@@ -62,7 +63,7 @@ export const kubernetesSourceSchema = z.strictObject({
 
 export const tailscaleSourceSchema = z.strictObject({
   ...common,
-  baseUrl: z.string().url().default("https://api.tailscale.com"),
+  baseUrl: markField(z.string().url(), "url").default("https://api.tailscale.com"),
   tailnet: z.string().default("-"),
   /** An API key ("tskey-api-..."), sent as Bearer (default) or Basic. */
   apiKey: secretRef().optional(),
@@ -100,7 +101,7 @@ export const backupTargetSchema = z.discriminatedUnion("type", [
     ...backupTargetCommon,
     type: z.literal("s3"),
     /** S3 endpoint URL; default: AWS's regional endpoint. */
-    endpoint: z.string().url().optional(),
+    endpoint: markField(z.string().url(), "url").optional(),
     region: z.string().default("us-east-1"),
     bucket: z.string().min(1),
     prefix: z.string().default(""),
@@ -126,8 +127,8 @@ export const backupsSourceSchema = z.strictObject({
 
 export const operatorMetricsSourceSchema = z.strictObject({
   ...common,
-  url: z.string().url().default("http://127.0.0.1:8080/metrics"),
-  bearerTokenFile: z.string().optional(),
+  url: markField(z.string().url(), "url").default("http://127.0.0.1:8080/metrics"),
+  bearerTokenFile: credentialFile().optional(),
   tls: tlsFiles.optional(),
   maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
 });
