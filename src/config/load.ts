@@ -1,6 +1,7 @@
 import { closest, distance } from "fastest-levenshtein";
 import type * as z from "zod";
-import { knownKeysAt } from "./fields.ts";
+import { rememberSecret } from "../secret.ts";
+import { holdsSecret, knownKeysAt } from "./fields.ts";
 import { readConfigFile } from "./read-file.ts";
 import { configSchema } from "./schema.ts";
 import { resolveConfig, type Finding } from "./resolve.ts";
@@ -95,9 +96,21 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   const input = (issue as { input?: unknown }).input;
   if (issue.code === "invalid_type") {
     if (input === undefined) return `missing: expected ${issue.expected}`;
+    if (holdsSecret(configSchema, issue.path)) return secretTypeMessage(issue.expected, input);
     return `expected ${issue.expected}, got ${describe(input)}`;
   }
   return issue.message;
+}
+
+/**
+ * A type error about a credential field never quotes the value: a credential written inline (`apiKey: tskey-…`)
+ * is the usual cause. It is remembered, so that nothing else prints it either (a reload logs its errors).
+ */
+function secretTypeMessage(expected: string, input: unknown): string {
+  if (typeof input === "string" || typeof input === "number") rememberSecret(String(input));
+  const got = Array.isArray(input) ? "a list" : isRecord(input) ? "a mapping" : `a ${typeof input}`;
+  const hint = expected === "object" ? "; a credential is not written in the configuration: put it in a file (a mounted Secret) or an environment variable and name that, { file: /path } or { env: NAME }" : "";
+  return `expected ${expected}, got ${got}, not shown as it may be a credential${hint}`;
 }
 
 function describe(v: unknown): string {
