@@ -116,9 +116,9 @@ async function runChecksOnce(config: Config): Promise<number> {
   const header = ["NAME", "TYPE", "RESULT", "DURATION", "DETAIL"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");
-  process.stdout.write(`${line(header)}\n${rows.map(line).join("\n")}\n`);
   const failed = rows.filter((r) => r[2] !== "pass").length;
-  process.stdout.write(`\n${rows.length - failed}/${rows.length} passed (* = critical); targets: ${config.checks.map(checkTarget).join(", ")}\n`);
+  const table = `${line(header)}\n${rows.map(line).join("\n")}\n\n${rows.length - failed}/${rows.length} passed (* = critical); targets: ${config.checks.map(checkTarget).join(", ")}\n`;
+  process.stdout.write(scrub(table));
   return failed === 0 ? 0 : 1;
 }
 

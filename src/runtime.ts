@@ -4,6 +4,7 @@ import type { Config } from "./config/types.ts";
 import type { SourceGate } from "./leader/gate.ts";
 import type { LogSetup } from "./log.ts";
 import { Secret } from "./secret.ts";
+import { SecretUrl } from "./secret-url.ts";
 import type { MetricRegistry } from "./metrics/registry.ts";
 import { DROP_REASONS, type DropReport } from "./serve/connection-cap.ts";
 import { appListener, listenWith, type Listening } from "./serve/listen.ts";
@@ -302,5 +303,11 @@ export class Runtime {
 
 /** A form of a config value for comparing two configs: credentials compared by value, never printed. */
 function comparable(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (v instanceof Secret ? `secret:${v.reveal()}` : v)) ?? "";
+  // A replacer is handed what toJSON made of a value (its redacted form); the holder still has the value itself.
+  return (
+    JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
+      const held = this[key];
+      return held instanceof Secret || held instanceof SecretUrl ? `secret:${held.reveal()}` : v;
+    }) ?? ""
+  );
 }

@@ -37,15 +37,51 @@ export function rememberSecret(value: string, opts: { rotating?: boolean } = {})
   if (rotating.size > MAX_ROTATING_SECRETS) rotating.delete(rotating.values().next().value as string);
 }
 
-/** Replaces every known secret value in `text` with [REDACTED]. */
+/**
+ * Replaces every known secret value in `text` with [REDACTED], and the credentials of any URL in it (see
+ * redactUrlCredentials), remembered or not: a URL can reach a message by a path nobody anticipated, quoted by a
+ * library's error for instance, and a short password is not scrubbed by value.
+ */
 export function scrub(text: string): string {
-  if (known.size === 0 && rotating.size === 0) return text;
   let out = text;
   for (const values of [known, rotating]) {
     for (const s of values) {
       if (out.includes(s)) out = out.split(s).join(REDACTED);
     }
   }
+  return redactUrlCredentials(out);
+}
+
+/**
+ * Query (and fragment) parameters whose values are credentials by their name: token, access_token, api_key, key,
+ * signature, sig, X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, password, client_secret, auth and the
+ * like. A harmless parameter caught by the pattern only loses its value in what is printed.
+ */
+const SENSITIVE_PARAM = /token|secret|passw|pwd|key|sig|auth|credential|session|jwt|cookie/i;
+
+export function isSensitiveParam(name: string): boolean {
+  return SENSITIVE_PARAM.test(name);
+}
+
+/** "user:password" → "user:[REDACTED]"; a user name standing alone is often a token: "token" → "[REDACTED]". */
+export function redactUserInfo(info: string): string {
+  const colon = info.indexOf(":");
+  return colon < 0 ? REDACTED : `${info.slice(0, colon)}:${REDACTED}`;
+}
+
+/**
+ * The user info of a URL in text: after "://", up to an "@" before the host. Both patterns run in time linear in
+ * the text: each run of characters they scan ends at a character the next match starts from.
+ */
+const USER_INFO = /:\/\/([^\s/?#@"\\]+)@/g;
+/** One parameter of a query or fragment: "?name=value", "&name=value" or "#name=value". */
+const PARAM = /([?&#])([^\s=&#?"\\]+)=([^\s&#"\\]*)/g;
+
+/** Text with the credentials of every URL in it redacted: user info as redactUserInfo does, sensitive parameters' values. */
+export function redactUrlCredentials(text: string): string {
+  let out = text;
+  if (out.includes("@")) out = out.replace(USER_INFO, (_match, info: string) => `://${redactUserInfo(info)}@`);
+  if (out.includes("=")) out = out.replace(PARAM, (match, sep: string, name: string) => (isSensitiveParam(name) ? `${sep}${name}=${REDACTED}` : match));
   return out;
 }
 

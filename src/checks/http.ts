@@ -32,14 +32,13 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
   let lease: Promise<PoolLease> | undefined;
   let agent: Agent | undefined;
   const bodyPattern = spec.bodyMatch === undefined ? undefined : compilePattern(spec.bodyMatch);
-  const url = new URL(spec.url);
   const fixedHeaders = configuredHeaders();
   const target: ExchangeTarget = {
     // What undici's request(url) derives from the URL on every call, derived once.
-    origin: url.origin,
-    path: url.search ? `${url.pathname}${url.search}` : url.pathname,
+    origin: spec.url.origin,
+    path: spec.url.path,
     method: spec.method,
-    what: spec.url,
+    what: String(spec.url),
     keepBody: (status) => (bodyPattern && statusAccepted(spec, status) ? spec.maxBodyBytes : undefined),
   };
 
@@ -60,6 +59,9 @@ export const httpProber: ProberFactory<HttpCheckSpec> = (spec) => {
 
   function configuredHeaders(): Record<string, string> {
     const out: Record<string, string> = { "user-agent": "sidecar-exporter" };
+    // User info in the URL is Basic authentication, unless the check names its Authorization header itself.
+    const basic = spec.url.basicAuthorization();
+    if (basic) out.authorization = basic.reveal();
     for (const [k, v] of Object.entries(spec.headers)) out[k.toLowerCase()] = v instanceof Secret ? v.reveal() : v;
     return out;
   }

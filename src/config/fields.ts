@@ -75,12 +75,12 @@ function join(path: string, seg: string): string {
   return path === "" ? seg : `${path}.${seg}`;
 }
 
-/** Every marked field of a schema with its path ("healthChecks.custom[].url"), in schema order, each once. */
-export function markedFields(schema: Node): { path: string; kind: FieldKind }[] {
-  const out = new Map<string, FieldKind>();
+/** Every field of a schema with its path ("healthChecks.custom[].url") and its kind where marked, in schema order. */
+export function schemaFields(schema: Node): { path: string; kind: FieldKind | undefined }[] {
+  const out = new Map<string, FieldKind | undefined>();
   const walk = (node: Node, path: string, depth: number): void => {
-    const kind = kindOf(node);
-    if (kind !== undefined) out.set(path, kind);
+    // A path a union's options share is marked when any option marks it.
+    if (path !== "") out.set(path, out.get(path) ?? kindOf(node));
     // The configuration's schema is not recursive; the bound only keeps a mistake from hanging the process.
     if (depth < 32) for (const [seg, child] of children(node)) walk(child, join(path, seg), depth + 1);
   };
@@ -88,12 +88,19 @@ export function markedFields(schema: Node): { path: string; kind: FieldKind }[] 
   return [...out].map(([path, kind]) => ({ path, kind }));
 }
 
+/** The marked fields of a schema. */
+export function markedFields(schema: Node): { path: string; kind: FieldKind }[] {
+  return schemaFields(schema).filter((f): f is { path: string; kind: FieldKind } => f.kind !== undefined);
+}
+
 /**
  * Whether the value at `path` is a credential or holds one (it is, or lies inside, or contains a field marked
  * secret), so that a message about it must not quote it.
  */
 export function holdsSecret(schema: Node, path: readonly PropertyKey[]): boolean {
-  return nodesAt(schema, path).some((trail) => trail.some((n) => kindOf(n) === "secret") || markedFields(trail.at(-1) as Node).some((f) => f.kind === "secret"));
+  return nodesAt(schema, path).some(
+    (trail) => trail.some((n) => kindOf(n) === "secret") || markedFields(trail.at(-1) as Node).some((f) => f.kind === "secret"),
+  );
 }
 
 /** The keys an object at `path` accepts, for "did you mean"; none when the path does not lead to an object. */

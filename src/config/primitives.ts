@@ -1,6 +1,8 @@
 import * as z from "zod";
 import { patternProblem } from "../patterns/pattern.ts";
 import { parseDuration } from "./duration.ts";
+import { redactUrlCredentials, REDACTED } from "../secret.ts";
+import { SecretUrl } from "../secret-url.ts";
 import { markField } from "./fields.ts";
 
 /** Renders a user's value the way they wrote it, for error messages. */
@@ -82,3 +84,28 @@ export const pattern = () =>
 
 /** The path of a file that holds credentials (a token, a private key, a kubeconfig). */
 export const credentialFile = () => markField(z.string(), "secret-file");
+
+/**
+ * A URL this process sends requests to, as a SecretUrl: its printed forms never show the credentials its user
+ * info or query may carry, and neither do the messages about a URL that cannot be used.
+ */
+export const httpUrl = () =>
+  markField(
+    z.string().transform((value, ctx) => {
+      let url: SecretUrl;
+      try {
+        url = new SecretUrl(value);
+      } catch {
+        // Not parsed, so where its user info ends is a guess: everything up to the last "@" before the path goes.
+        const shown = redactUrlCredentials(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, `$1${REDACTED}@`));
+        ctx.addIssue({ code: "custom", message: `${show(shown)} is not a URL, use e.g. "https://example.internal/healthz"` });
+        return z.NEVER;
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        ctx.addIssue({ code: "custom", message: `${show(url.protocol)} is not supported, use http: or https:` });
+        return z.NEVER;
+      }
+      return url;
+    }),
+    "url",
+  );

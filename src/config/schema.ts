@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { SOURCE_NAME_LIST, sourcesSchema } from "../sources/config.ts";
 import { markField } from "./fields.ts";
-import { bool, credentialFile, duration, enumOf, hostPort, httpPath, pattern, port, show, timerDuration } from "./primitives.ts";
+import { bool, credentialFile, duration, enumOf, hostPort, httpPath, httpUrl, pattern, port, show, timerDuration } from "./primitives.ts";
 
 export const CHECK_TYPES = ["http", "tcp", "grpc", "source", "backup"] as const;
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
@@ -44,7 +44,7 @@ export const checkSchema = z.strictObject({
   timeout: timerDuration().optional(),
   endpoint: httpPath().optional(),
   // http
-  url: markField(z.string(), "url").optional(),
+  url: httpUrl().optional(),
   method: enumOf(HTTP_METHODS).optional(),
   expectedStatus: z.array(statusSpec).optional(),
   bodyMatch: pattern().optional(),

@@ -1,4 +1,5 @@
 import type { Secret } from "../secret.ts";
+import type { SecretUrl } from "../secret-url.ts";
 import type { LogLevel, TlsConfig } from "./schema.ts";
 
 import type { ResolvedSources } from "../sources/config.ts";
@@ -21,7 +22,7 @@ export type StatusRange = readonly [number, number];
 
 export interface HttpCheckSpec extends CheckBase {
   type: "http";
-  url: string;
+  url: SecretUrl;
   method: string;
   expectedStatus: StatusRange[];
   bodyMatch?: string;

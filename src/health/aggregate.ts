@@ -1,3 +1,4 @@
+import { scrub } from "../secret.ts";
 import type { CheckStore, CheckView } from "../state/checks.ts";
 
 export interface HealthItem {
@@ -62,10 +63,10 @@ export function readiness(
   return { ok: filtered.every((i) => i.ok || i.informational), items: filtered };
 }
 
-/** The kube-apiserver ?verbose body: one line per item, then the verdict. */
+/** The kube-apiserver ?verbose body: one line per item, then the verdict; answered without authentication, so scrubbed. */
 export function verboseText(kind: "livez" | "readyz" | "healthz", report: HealthReport, excluded: readonly string[] = []): string {
   const lines = report.items.map((i) => (i.ok ? `[+]${i.name} ok` : `[-]${i.name} failed: ${i.reason}`));
   for (const name of excluded) lines.push(`[+]${name} excluded: ok`);
   lines.push(`${kind} check ${report.ok ? "passed" : "failed"}`);
-  return `${lines.join("\n")}\n`;
+  return scrub(`${lines.join("\n")}\n`);
 }

@@ -3,16 +3,11 @@ import { scrub } from "../secret.ts";
 import type { CheckView } from "../state/checks.ts";
 import type { HealthModel } from "./model.ts";
 
-/** Where a check points, without credentials that a URL may carry in its user-info or query. */
+/** Where a check points; a URL shows without the credentials its user info or query may carry (SecretUrl). */
 export function checkTarget(spec: CheckSpec): string {
   switch (spec.type) {
-    case "http": {
-      const url = new URL(spec.url);
-      url.username = "";
-      url.password = "";
-      url.search = url.search ? "?[REDACTED]" : "";
-      return `${spec.method} ${url.toString()}`;
-    }
+    case "http":
+      return `${spec.method} ${spec.url}`;
     case "tcp":
     case "grpc":
       return spec.type === "grpc" && spec.service ? `${spec.address} service=${spec.service}` : spec.address;

@@ -3,6 +3,7 @@ import { classifyError, reasonForStatus, UpstreamError } from "../errors.ts";
 import { upstreamAgent } from "../http/agent.ts";
 import { type Body, readCapped } from "../http/body.ts";
 import { errorMessage } from "../log.ts";
+import type { SecretUrl } from "../secret-url.ts";
 import type { KubeConnection } from "../sources/kubernetes/kubeconfig.ts";
 import { asObject, asString } from "../sources/kubernetes/objects.ts";
 import { decodeLease, encodeLease, type LeaseRecord, type StoredLease } from "./lease.ts";
@@ -41,8 +42,8 @@ function statusMessage(text: string): string | undefined {
 /** get, create and update of one Lease over one keep-alive pool; every call has a deadline and a body cap. */
 export class LeaseClient implements LeaseApi {
   readonly #agent: Agent;
-  readonly #collection: string;
-  readonly #item: string;
+  readonly #collection: SecretUrl;
+  readonly #item: SecretUrl;
 
   constructor(
     private readonly conn: KubeConnection,
@@ -50,8 +51,8 @@ export class LeaseClient implements LeaseApi {
     timeoutMs: number,
   ) {
     this.#agent = upstreamAgent(conn.tls, { timeoutMs, connections: 2 });
-    this.#collection = `${conn.server}/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ref.namespace)}/leases`;
-    this.#item = `${this.#collection}/${encodeURIComponent(ref.name)}`;
+    this.#collection = conn.server.child(`/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(ref.namespace)}/leases`);
+    this.#item = this.#collection.child(`/${encodeURIComponent(ref.name)}`);
   }
 
   async get(timeoutMs: number, signal: AbortSignal): Promise<StoredLease | undefined> {
@@ -79,7 +80,7 @@ export class LeaseClient implements LeaseApi {
     throw new UpstreamError(`${method} lease ${this.ref.namespace}/${this.ref.name}: unexpected ${status}`, "other");
   }
 
-  async #call(method: "GET" | "POST" | "PUT", url: string, body: string | undefined, timeoutMs: number, parent: AbortSignal): Promise<StoredLease | "not_found" | typeof CONFLICT> {
+  async #call(method: "GET" | "POST" | "PUT", url: SecretUrl, body: string | undefined, timeoutMs: number, parent: AbortSignal): Promise<StoredLease | "not_found" | typeof CONFLICT> {
     const what = `${method} lease ${this.ref.namespace}/${this.ref.name}`;
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(parent.reason);
@@ -87,7 +88,7 @@ export class LeaseClient implements LeaseApi {
     const timer = setTimeout(() => controller.abort(new UpstreamError(`${what} timed out after ${timeoutMs}ms`, "timeout")), timeoutMs);
     try {
       const authorization = await this.conn.credentials.authorization();
-      const res = await request(url, {
+      const res = await request(url.reveal(), {
         method,
         headers: {
           accept: "application/json",

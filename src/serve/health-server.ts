@@ -3,6 +3,7 @@ import type { Config } from "../config/types.ts";
 import { liveness, verboseText, type HealthReport } from "../health/aggregate.ts";
 import { checkJson, debugStatus, type DebugInfo } from "../health/debug-status.ts";
 import type { HealthModel } from "../health/model.ts";
+import { scrub } from "../secret.ts";
 import { livenessPaths, TEXT_HEADERS as TEXT } from "./liveness.ts";
 import { noBodyOnGet } from "./no-body.ts";
 import { notFound } from "./not-found.ts";
@@ -65,14 +66,14 @@ export function healthApp(model: HealthModel, config: Config, info: DebugInfo, s
       const ok = item ? item.ok : view?.status === "pass";
       const reason = item?.reason ?? (view ? checkJson(view).error ?? view.status : "");
       if (ok) return c.body(wantsVerbose(c) ? `[+]${name} ok\n` : "ok", 200, TEXT);
-      return c.body(`[-]${name} failed: ${reason}\n`, 503, TEXT);
+      return c.body(scrub(`[-]${name} failed: ${reason}\n`), 503, TEXT);
     });
   }
   app.get("*", async (c, next) => {
     const name = checkPaths().get(c.req.path);
     const view = name === undefined ? undefined : model.check(name);
     if (!view) return next();
-    return c.json(checkJson(view), view.status === "pass" ? 200 : 503, { "cache-control": "no-store" });
+    return c.body(scrub(JSON.stringify(checkJson(view))), view.status === "pass" ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
   });
   // Probe paths stay open (the kubelet sends no token); only the debugging aids can be put behind authorization.
   if (debugGuard) app.use("/debug/*", debugGuard as unknown as MiddlewareHandler);

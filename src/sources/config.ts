@@ -1,6 +1,5 @@
 import * as z from "zod";
-import { markField } from "../config/fields.ts";
-import { bool, credentialFile, duration, enumOf, pattern, timerDuration } from "../config/primitives.ts";
+import { bool, credentialFile, duration, enumOf, httpUrl, pattern, timerDuration } from "../config/primitives.ts";
 import { secretRef } from "../config/secret-ref.ts";
 
 /** Settings every source has. Interval and timeout default to metrics.collection's. */
@@ -63,7 +62,7 @@ export const kubernetesSourceSchema = z.strictObject({
 
 export const tailscaleSourceSchema = z.strictObject({
   ...common,
-  baseUrl: markField(z.string().url(), "url").default("https://api.tailscale.com"),
+  baseUrl: httpUrl().prefault("https://api.tailscale.com"),
   tailnet: z.string().default("-"),
   /** An API key ("tskey-api-..."), sent as Bearer (default) or Basic. */
   apiKey: secretRef().optional(),
@@ -101,7 +100,7 @@ export const backupTargetSchema = z.discriminatedUnion("type", [
     ...backupTargetCommon,
     type: z.literal("s3"),
     /** S3 endpoint URL; default: AWS's regional endpoint. */
-    endpoint: markField(z.string().url(), "url").optional(),
+    endpoint: httpUrl().optional(),
     region: z.string().default("us-east-1"),
     bucket: z.string().min(1),
     prefix: z.string().default(""),
@@ -127,7 +126,7 @@ export const backupsSourceSchema = z.strictObject({
 
 export const operatorMetricsSourceSchema = z.strictObject({
   ...common,
-  url: markField(z.string().url(), "url").default("http://127.0.0.1:8080/metrics"),
+  url: httpUrl().prefault("http://127.0.0.1:8080/metrics"),
   bearerTokenFile: credentialFile().optional(),
   tls: tlsFiles.optional(),
   maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),

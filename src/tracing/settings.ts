@@ -1,4 +1,5 @@
 import { rememberSecret } from "../secret.ts";
+import { rememberUrlCredentials } from "../secret-url.ts";
 
 export type OtlpProtocol = "http/protobuf" | "http/json";
 
@@ -25,8 +26,8 @@ export function shownUrl(url: URL): string {
 }
 
 /**
- * Values of OTEL_EXPORTER_OTLP_HEADERS (`k1=v1,k2=v2`, values percent-encoded) and any password in the endpoint
- * are remembered as secrets, so that no log line can carry them even if an SDK message quotes them.
+ * Values of OTEL_EXPORTER_OTLP_HEADERS (`k1=v1,k2=v2`, values percent-encoded) and the credentials of the
+ * endpoint (a password, tokens in its query) are remembered as secrets, so that no log line can carry them even if an SDK message quotes them.
  */
 function rememberCredentials(env: NodeJS.ProcessEnv, url: URL): void {
   for (const raw of [env.OTEL_EXPORTER_OTLP_HEADERS, env.OTEL_EXPORTER_OTLP_TRACES_HEADERS]) {
@@ -42,7 +43,7 @@ function rememberCredentials(env: NodeJS.ProcessEnv, url: URL): void {
       }
     }
   }
-  if (url.password !== "") rememberSecret(decodeURIComponent(url.password));
+  rememberUrlCredentials(url);
 }
 
 /**

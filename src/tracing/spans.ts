@@ -2,6 +2,7 @@ import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Att
 import { classifyError } from "../errors.ts";
 import { errorMessage } from "../log.ts";
 import { scrub } from "../secret.ts";
+import type { SecretUrl } from "../secret-url.ts";
 import { VERSION } from "../version.ts";
 
 /**
@@ -80,15 +81,14 @@ export interface Upstream {
 }
 
 /** An HTTP request as an Upstream: the route defaults to the URL's path; user info and query are never used. */
-export function httpUpstream(source: string, method: string, url: string, route?: string, attributes: Attributes = {}): Upstream {
-  const u = new URL(url);
-  const port = u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
+export function httpUpstream(source: string, method: string, url: SecretUrl, route?: string, attributes: Attributes = {}): Upstream {
+  const port = url.port === "" ? (url.protocol === "https:" ? 443 : 80) : Number(url.port);
   return {
     source,
-    node: u.host,
+    node: url.host,
     // A path written in the config could hold a token; any value the process knows as a secret is scrubbed.
-    operation: scrub(`${method} ${route ?? u.pathname}`),
-    attributes: { "http.request.method": method, "server.address": u.hostname, "server.port": port, ...(route !== undefined && { "url.template": route }), ...attributes },
+    operation: scrub(`${method} ${route ?? url.pathname}`),
+    attributes: { "http.request.method": method, "server.address": url.hostname, "server.port": port, ...(route !== undefined && { "url.template": route }), ...attributes },
   };
 }
 

@@ -36,7 +36,8 @@ describe("loading the configuration", () => {
     expect(byName["extension-server-grpc"]).toMatchObject({ type: "grpc", address: "localhost:5005", service: "", endpoint: "/health/grpc", timeoutMs: 5_000, intervalMs: 15_000, critical: false });
     expect(byName["tailscale-connectivity"]).toMatchObject({ type: "source", source: "tailscale", endpoint: "/health/tailscale", intervalMs: 30_000 });
     expect(byName["service-registry"]).toMatchObject({ type: "source", source: "kubernetes", intervalMs: 60_000 });
-    expect(byName["kubernetes-api"]).toMatchObject({ type: "http", url: "https://kubernetes.default.svc.cluster.local/healthz", timeoutMs: 5_000, intervalMs: 15_000, expectedStatus: [[200, 299]] });
+    expect(byName["kubernetes-api"]).toMatchObject({ type: "http", timeoutMs: 5_000, intervalMs: 15_000, expectedStatus: [[200, 299]] });
+    expect(String(byName["kubernetes-api"]?.type === "http" && byName["kubernetes-api"].url.reveal())).toBe("https://kubernetes.default.svc.cluster.local/healthz");
     expect(r.config.logging).toMatchObject({ level: "info", format: "json", components: { controller: { level: "info" } }, fields: { cluster: "production" }, sampling: { enabled: true, levels: { debug: 100 } } });
   });
 
@@ -68,7 +69,7 @@ describe("loading the configuration", () => {
       health: { port: 9000 },
       grpcHealth: { port: 9000 },
       healthChecks: {
-        custom: [{ name: "mystery" }, { name: "api", type: "http", url: "ftp://x" }],
+        custom: [{ name: "mystery" }, { name: "api", type: "http", url: "http://x" }],
         dependencies: [
           { name: "db", type: "tcp" },
           { name: "api", type: "tcp", address: "a:1" },
@@ -81,12 +82,16 @@ describe("loading the configuration", () => {
     if (r.ok) return;
     const byPath = Object.fromEntries(r.errors.map((e) => [e.path, e.message]));
     expect(byPath["healthChecks.custom[0].type"]).toMatch(/missing for check "mystery", use one of: http, tcp, grpc, source, backup/);
-    expect(byPath["healthChecks.custom[1].url"]).toMatch(/"ftp:" is not supported/);
     expect(byPath["healthChecks.dependencies[0].address"]).toMatch(/missing: a tcp check needs it/);
     expect(byPath["healthChecks.dependencies[1].name"]).toMatch(/"api" is already used by healthChecks.custom\[1\]/);
     expect(byPath["healthChecks.dependencies[2].timeout"]).toMatch(/10s is longer than the check's interval \(5s\)/);
     expect(byPath["healthChecks.dependencies[3].endpoint"]).toMatch(/built-in path/);
     expect(byPath["grpcHealth.port"]).toMatch(/9000 is already used by health.port/);
+  });
+
+  it("takes http and https URLs only", () => {
+    const r = validateConfig({ healthChecks: { custom: [{ name: "api", type: "http", url: "ftp://x" }] } });
+    expect(r.ok ? [] : r.errors).toEqual([{ path: "healthChecks.custom[0].url", message: '"ftp:" is not supported, use http: or https:' }]);
   });
 
   it("reports a YAML warning (an unknown tag) as a config warning with its line, and still loads", async () => {

@@ -14,6 +14,7 @@ import type { KubeConnection } from "../../src/sources/kubernetes/kubeconfig.ts"
 import { eventually, get, httpServer, LogCapture, startRuntime, type TestRuntime, type TestServer } from "../helpers.ts";
 import { type KubeApiSim, kubeconfigYaml, startKubeApiSim } from "../sim/kube-api.ts";
 import { startTailscaleSim, type TailscaleSim } from "../sim/tailscale.ts";
+import { SecretUrl } from "../../src/secret-url.ts";
 
 const NAMESPACE = "ops";
 const LEASE = "sidecar-exporter";
@@ -306,7 +307,7 @@ describe("leader election between two replicas", () => {
 
 function connectionTo(sim: KubeApiSim): KubeConnection {
   return {
-    server: sim.url,
+    server: new SecretUrl(sim.url),
     tls: { insecureSkipVerify: false },
     credentials: { authorization: async () => "Bearer lease-token", invalidate: () => undefined },
     origin: "test",
@@ -500,7 +501,7 @@ describe("LeaderElector", () => {
     const sim = await kubeSim();
     const proxy = await faultProxy(sim.url);
     proxy.blackhole();
-    const h = elector("me", () => new LeaseClient({ ...connectionTo(sim), server: proxy.url }, { namespace: NAMESPACE, name: LEASE }, RETRY_MS));
+    const h = elector("me", () => new LeaseClient({ ...connectionTo(sim), server: new SecretUrl(proxy.url) }, { namespace: NAMESPACE, name: LEASE }, RETRY_MS));
     const started = performance.now();
     h.elector.start();
     await h.elector.firstDecision;

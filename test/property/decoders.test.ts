@@ -14,6 +14,7 @@ import { TALOS_RPCS, type TalosRpc } from "../../src/sources/talos/client.ts";
 import { decodeSnapshot, type TalosReplies } from "../../src/sources/talos/decode.ts";
 import { parseTalosconfig } from "../../src/sources/talos/talosconfig.ts";
 import { expectUpstreamError, outcome, outcomeAsync } from "./outcome.ts";
+import { SecretUrl } from "../../src/secret-url.ts";
 
 /** Text that is sometimes the thing a decoder wants, sometimes almost, sometimes anything at all. */
 const anyString = fc.oneof(fc.string({ maxLength: 60 }), fc.string({ unit: "binary", maxLength: 60 }));
@@ -192,7 +193,7 @@ describe("Tailscale device list", () => {
   function clientAnswering(res: HttpResponse): DevicesClient {
     // Only send() is used by the client; the transport's connection handling is not under test here.
     const transport = { send: async () => res } as unknown as HttpTransport;
-    return new DevicesClient({ baseUrl: "https://api.tailscale.test", tailnet: "-", maxBodyBytes: 1 << 20, transport, auth, now: () => 1_700_000_000_000 });
+    return new DevicesClient({ baseUrl: new SecretUrl("https://api.tailscale.test"), tailnet: "-", maxBodyBytes: 1 << 20, transport, auth, now: () => 1_700_000_000_000 });
   }
 
   const field = <T>(good: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: good }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 1 }) });

@@ -8,6 +8,7 @@ import { KubeClient, type ResourceRef, type WatchEvent } from "../../src/sources
 import { kubeconfigConnection } from "../../src/sources/kubernetes/kubeconfig.ts";
 import { httpServer, type TestServer } from "../helpers.ts";
 import { expectUpstreamError, outcomeAsync } from "./outcome.ts";
+import { SecretUrl } from "../../src/secret-url.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sidecar-property-kube-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,8 +84,8 @@ describe("kubeconfig", () => {
         expectUpstreamError(result);
         outcomes[result.ok ? "connected" : "refused"]++;
         if (result.ok) {
-          expect(result.value.server).toMatch(/^https?:\/\//);
-          expect(result.value.server.endsWith("/")).toBe(false);
+          expect(result.value.server.reveal()).toMatch(/^https?:\/\//);
+          expect(result.value.server.child("/api").pathname).not.toContain("//");
           const auth = await outcomeAsync(() => result.value.credentials.authorization());
           if (auth.ok && auth.value !== undefined) expect(auth.value).toMatch(/^Bearer \S/);
           return;
@@ -117,7 +118,7 @@ describe("Kubernetes API answers over a real socket", () => {
       res.end();
     });
     client = new KubeClient(
-      { server: server.url, tls: { insecureSkipVerify: false }, credentials: { authorization: async () => undefined, invalidate: () => {} }, origin: "test" },
+      { server: new SecretUrl(server.url), tls: { insecureSkipVerify: false }, credentials: { authorization: async () => undefined, invalidate: () => {} }, origin: "test" },
       { requestTimeoutMs: 5_000, maxBodyBytes: 64 * 1024, maxEventBytes: MAX_EVENT },
     );
     return async () => {

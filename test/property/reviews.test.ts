@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
+import { SecretUrl } from "../../src/secret-url.ts";
 import { KubeAuthorizer } from "../../src/serve/secure/kube-authorizer.ts";
 import type { KubeConnection } from "../../src/sources/kubernetes/kubeconfig.ts";
 import { LogCapture } from "../helpers.ts";
@@ -16,7 +17,7 @@ const logs = new LogCapture();
 beforeAll(async () => {
   kube = await startKubeApiSim();
   const connection: KubeConnection = {
-    server: kube.url,
+    server: new SecretUrl(kube.url),
     tls: { insecureSkipVerify: false },
     credentials: { authorization: async () => undefined, invalidate: () => undefined },
     origin: "test",

@@ -11,6 +11,7 @@ import { CheckEngine } from "../../src/checks/engine.ts";
 import { createLogging } from "../../src/log.ts";
 import { MetricRegistry } from "../../src/metrics/registry.ts";
 import { Secret } from "../../src/secret.ts";
+import { SecretUrl } from "../../src/secret-url.ts";
 import { createBackupsSource } from "../../src/sources/backups/index.ts";
 import { s3Addressing } from "../../src/sources/backups/s3.ts";
 import { parseErrorDocument, parseListPage } from "../../src/sources/backups/s3-xml.ts";
@@ -223,12 +224,12 @@ describe("SigV4 signing (aws4)", () => {
 
 describe("S3 addressing", () => {
   it("puts the bucket in the path or in the host name", () => {
-    expect(s3Addressing({ endpoint: "http://127.0.0.1:9000", region: "x", bucket: "b", pathStyle: true })).toMatchObject({
+    expect(s3Addressing({ endpoint: new SecretUrl("http://127.0.0.1:9000"), region: "x", bucket: "b", pathStyle: true })).toMatchObject({
       origin: "http://127.0.0.1:9000",
       host: "127.0.0.1:9000",
       bucketPath: "/b",
     });
-    expect(s3Addressing({ endpoint: "https://minio.example/s3/", region: "x", bucket: "b", pathStyle: false })).toMatchObject({
+    expect(s3Addressing({ endpoint: new SecretUrl("https://minio.example/s3/"), region: "x", bucket: "b", pathStyle: false })).toMatchObject({
       origin: "https://b.minio.example",
       host: "b.minio.example",
       bucketPath: "/s3",
@@ -237,7 +238,7 @@ describe("S3 addressing", () => {
   });
 
   it("never shows credentials written into the endpoint", () => {
-    const a = s3Addressing({ endpoint: "https://user:hunter2hunter2@minio.example", region: "x", bucket: "b", pathStyle: true });
+    const a = s3Addressing({ endpoint: new SecretUrl("https://user:hunter2hunter2@minio.example"), region: "x", bucket: "b", pathStyle: true });
     expect(JSON.stringify(a)).not.toContain("hunter2");
   });
 });

@@ -533,7 +533,8 @@ describe("kubernetes source: failures", () => {
     await writeFile(join(dir, "token"), "file-token-value\n");
     await writeFile(file, stringify({ ...base, contexts: [{ name: "a", context: { cluster: "c", user: "u" } }], users: [{ name: "u", user: { tokenFile: "token" } }] }));
     const conn = await kubeconfigConnection(file, undefined);
-    expect(conn).toMatchObject({ server: "https://k8s.example:6443", origin: `kubeconfig ${file}, context a` });
+    expect(conn).toMatchObject({ origin: `kubeconfig ${file}, context a` });
+    expect(conn.server.reveal()).toBe("https://k8s.example:6443/");
     expect(await conn.credentials.authorization()).toBe("Bearer file-token-value");
   });
 
@@ -654,7 +655,7 @@ describe("kubernetes source: scope and connection", () => {
     cleanups.push(() => source.stop());
     source.start();
     await eventually(() => source.status().up && source.status().healthy === true);
-    expect(source.debug().connection).toBe(`in-cluster (${h.sim.url})`);
+    expect(source.debug().connection).toBe(`in-cluster (${h.sim.url}/)`);
     expect(await h.value("talos_operator_cluster_health", { name: "prod" })).toBe(1);
 
     // The kubelet rotates the projected token; the server stops accepting the old one.
@@ -672,7 +673,7 @@ describe("kubernetes source: scope and connection", () => {
     const h = await setup({ sim: { tls: { ...server, caPem: ca.certPem } } });
     await synced(h);
     expect(h.source.status()).toMatchObject({ up: true, healthy: true, detail: "7 objects in 12 kinds" });
-    expect(h.source.debug().connection).toBe(`kubeconfig ${join(h.dir, "kubeconfig.yaml")}, context kube-api-sim (${h.sim.url})`);
+    expect(h.source.debug().connection).toBe(`kubeconfig ${join(h.dir, "kubeconfig.yaml")}, context kube-api-sim (${h.sim.url}/)`);
     expect(await h.value("talos_operator_machine_ready", { cluster: "prod" })).toBe(1);
   });
 

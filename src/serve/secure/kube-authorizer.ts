@@ -84,7 +84,7 @@ export class KubeAuthorizer {
     const conn = await this.connection();
     this.#agent ??= upstreamAgent(conn.tls, { timeoutMs: this.opts.timeoutMs, connections: 4 });
     const authorization = await conn.credentials.authorization();
-    const res = await request(`${conn.server}${path}`, {
+    const res = await request(conn.server.child(path).reveal(), {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json", ...(authorization && { authorization }) },
       body: JSON.stringify(body),

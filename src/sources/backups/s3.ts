@@ -82,7 +82,7 @@ export interface S3Addressing {
  * most S3 look-alikes want), virtual-hosted puts it in the host name (`bucket.host/key`, AWS's default).
  */
 export function s3Addressing(cfg: Pick<S3TargetConfig, "endpoint" | "region" | "bucket" | "pathStyle">): S3Addressing {
-  const base = new URL(cfg.endpoint ?? `https://s3.${cfg.region}.amazonaws.com`);
+  const base = new URL(cfg.endpoint?.reveal() ?? `https://s3.${cfg.region}.amazonaws.com`);
   // Credentials never belong in the endpoint; drop any so they cannot reach a message.
   base.username = "";
   base.password = "";

@@ -161,7 +161,7 @@ export class KubeClient {
   async #get(path: string, query: Record<string, string>, signal: AbortSignal) {
     const qs = new URLSearchParams(query).toString();
     const authorization = await this.conn.credentials.authorization();
-    return request(`${this.conn.server}${path}${qs ? `?${qs}` : ""}`, {
+    return request(this.conn.server.child(qs ? `${path}?${qs}` : path).reveal(), {
       method: "GET",
       headers: { accept: "application/json", "user-agent": "sidecar-exporter", ...(authorization !== undefined && { authorization }) },
       dispatcher: this.#agent,
@@ -193,7 +193,7 @@ export class KubeClient {
       const path = collectionPath(ref, namespace);
       // The namespace becomes a placeholder so the operation names the route; it stays visible as an attribute.
       const route = namespace !== undefined && ref.namespaced ? path.replace(`/namespaces/${encodeURIComponent(namespace)}/`, "/namespaces/{namespace}/") : path;
-      const upstream = httpUpstream("kubernetes", "GET", `${this.conn.server}${path}`, route, namespace !== undefined ? { "k8s.namespace.name": namespace } : {});
+      const upstream = httpUpstream("kubernetes", "GET", this.conn.server.child(path), route, namespace !== undefined ? { "k8s.namespace.name": namespace } : {});
       const res = await traced(upstream, () => this.#get(path, { limit: String(limit), ...(continueToken && { continue: continueToken }) }, deadline.signal), (r) => r.statusCode);
       await this.#check(res, what, ref);
       const declared = Number(res.headers["content-length"]);

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { UpstreamError } from "../../errors.ts";
 import { Secret } from "../../secret.ts";
+import { SecretUrl } from "../../secret-url.ts";
 import { asArray, asObject, asString } from "./objects.ts";
 
 export interface TlsSettings {
@@ -21,8 +22,8 @@ export interface Credentials {
 }
 
 export interface KubeConnection {
-  /** Base URL of the API server, no trailing slash. */
-  server: string;
+  /** The API server; requests go to its children (SecretUrl.child). */
+  server: SecretUrl;
   tls: TlsSettings;
   credentials: Credentials;
   /** Where the settings came from, for logs and /debug/status: "in-cluster" or "kubeconfig FILE, context NAME". */
@@ -115,7 +116,17 @@ export async function inClusterConnection(
   const credentials = new FileToken(paths.tokenFile, "in-cluster service account", reloadMs);
   // Fail at startup, not at the first request, when the token is not mounted.
   await credentials.authorization();
-  return { server: `https://${bracketIfIpv6(host)}:${port}`, tls: { ca, insecureSkipVerify: false }, credentials, origin: "in-cluster" };
+  return { server: new SecretUrl(`https://${bracketIfIpv6(host)}:${port}`), tls: { ca, insecureSkipVerify: false }, credentials, origin: "in-cluster" };
+}
+
+/** A kubeconfig's server as a SecretUrl; undefined when it is not an http(s) URL. */
+function serverUrl(server: string | undefined): SecretUrl | undefined {
+  if (server === undefined || !/^https?:\/\//.test(server)) return undefined;
+  try {
+    return new SecretUrl(server);
+  } catch {
+    return undefined;
+  }
 }
 
 type Named = { name: string; body: Record<string, unknown> };
@@ -181,10 +192,8 @@ export async function kubeconfigConnection(path: string, contextName: string | u
   const clusterName = asString(context.body.cluster);
   const cluster = namedEntries(doc, "clusters", "cluster").find((c) => c.name === clusterName);
   if (!cluster) throw new UpstreamError(`${where}: context "${wanted}" names cluster "${clusterName ?? ""}", which is not in the file`, "other");
-  const server = asString(cluster.body.server);
-  if (server === undefined || !/^https?:\/\//.test(server)) {
-    throw new UpstreamError(`${where}: cluster "${cluster.name}" has no http(s) server URL`, "other");
-  }
+  const server = serverUrl(asString(cluster.body.server));
+  if (server === undefined) throw new UpstreamError(`${where}: cluster "${cluster.name}" has no http(s) server URL`, "other");
   const baseDir = dirname(resolve(path));
   const clusterWhere = `${where} cluster "${cluster.name}"`;
   const tls: TlsSettings = { insecureSkipVerify: cluster.body["insecure-skip-tls-verify"] === true };
@@ -229,7 +238,7 @@ export async function kubeconfigConnection(path: string, contextName: string | u
       tls.key = key;
     }
   }
-  return { server: server.replace(/\/+$/, ""), tls, credentials, origin: `kubeconfig ${path}, context ${wanted}` };
+  return { server, tls, credentials, origin: `kubeconfig ${path}, context ${wanted}` };
 }
 
 export interface ConnectionOptions {

@@ -4,6 +4,7 @@ import { bearerFromFile } from "../../http/bearer-token.ts";
 import { readCapped } from "../../http/body.ts";
 import { upstreamAgent } from "../../http/agent.ts";
 import { UpstreamError, reasonForStatus } from "../../errors.ts";
+import type { Secret } from "../../secret.ts";
 import type { Logger } from "../../log.ts";
 import type { MetricRegistry } from "../../metrics/registry.ts";
 import { httpUpstream, traced } from "../../tracing/spans.ts";
@@ -41,6 +42,7 @@ class OperatorMetricsDriver implements PollDriver {
   #agent: Agent | undefined;
   readonly #warned = new Set<string>();
   readonly #budget: SeriesBudget;
+  readonly #basic: Secret | undefined;
 
   constructor(
     private readonly config: Config,
@@ -48,6 +50,7 @@ class OperatorMetricsDriver implements PollDriver {
     private readonly logger: Logger,
     seriesLimit: number | undefined,
   ) {
+    this.#basic = config.url.basicAuthorization();
     this.#budget = new SeriesBudget({ source: SOURCE_NAMES.operatorMetrics, limit: seriesLimit, dropped: registry.handles.seriesDropped, logger });
     for (const reason of ["name_clash", "invalid"]) registry.handles.passthroughDropped.inc({ reason }, 0);
   }
@@ -62,19 +65,21 @@ class OperatorMetricsDriver implements PollDriver {
 
   async #headers(): Promise<Record<string, string>> {
     const headers: Record<string, string> = { accept: ACCEPT, "user-agent": "sidecar-exporter" };
+    // A bearer token file wins over user info in the URL, which is Basic authentication otherwise.
     if (this.config.bearerTokenFile !== undefined) headers.authorization = await bearerFromFile(this.config.bearerTokenFile);
+    else if (this.#basic) headers.authorization = this.#basic.reveal();
     return headers;
   }
 
   async poll(signal: AbortSignal): Promise<PollOutcome> {
     const upstream = httpUpstream(SOURCE_NAMES.operatorMetrics, "GET", this.config.url);
-    const res = await traced(upstream, async () => request(this.config.url, { headers: await this.#headers(), dispatcher: await this.#dispatcher(), signal }), (r) => r.statusCode);
+    const res = await traced(upstream, async () => request(this.config.url.reveal(), { headers: await this.#headers(), dispatcher: await this.#dispatcher(), signal }), (r) => r.statusCode);
     if (res.statusCode !== 200) {
       await res.body.dump();
       const reason = reasonForStatus(res.statusCode) ?? "other";
       throw new UpstreamError(`${this.config.url} answered ${res.statusCode}${reason === "unauthorized" ? "; check bearerTokenFile and the operator's metrics authorization" : ""}`, reason);
     }
-    const text = await readCapped(res.body, this.config.maxBodyBytes, this.config.url, { hint: "raise maxBodyBytes or trim the operator's metrics" });
+    const text = await readCapped(res.body, this.config.maxBodyBytes, String(this.config.url), { hint: "raise maxBodyBytes or trim the operator's metrics" });
     const parsed = parseExposition(text);
     if (parsed.families.length === 0 && parsed.errors.length > 0) {
       throw new UpstreamError(`${this.config.url} did not answer in the Prometheus text format: ${parsed.errors[0]}`, "decode");

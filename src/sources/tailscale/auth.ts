@@ -3,6 +3,7 @@ import { describeRef, readSecret, type SecretRef } from "../../config/secret-ref
 import { UpstreamError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { Secret } from "../../secret.ts";
+import type { SecretUrl } from "../../secret-url.ts";
 import type { TailscaleSourceConfig } from "../config.ts";
 import { errorForStatus, type HttpTransport } from "./http.ts";
 
@@ -85,16 +86,16 @@ interface CachedToken {
  */
 class OAuthAuth implements Authenticator {
   readonly hint: string;
-  readonly #tokenUrl: string;
+  readonly #tokenUrl: SecretUrl;
   #token: CachedToken | undefined;
   #fetched = 0;
 
   constructor(
     private readonly oauth: NonNullable<TailscaleSourceConfig["oauth"]>,
-    baseUrl: string,
+    baseUrl: SecretUrl,
     private readonly opts: AuthOptions,
   ) {
-    this.#tokenUrl = `${baseUrl}/api/v2/oauth/token`;
+    this.#tokenUrl = baseUrl.child("/api/v2/oauth/token");
     this.hint = `check that OAuth client ${oauth.clientId} still exists and has the devices:core:read scope (devices:read on older clients)`;
   }
 
@@ -172,7 +173,7 @@ class OAuthAuth implements Authenticator {
 }
 
 /** An API key when configured, else the OAuth client; config validation makes sure exactly one is set. */
-export function createAuthenticator(config: TailscaleSourceConfig, baseUrl: string, opts: AuthOptions): Authenticator {
+export function createAuthenticator(config: TailscaleSourceConfig, baseUrl: SecretUrl, opts: AuthOptions): Authenticator {
   if (config.apiKey) return new ApiKeyAuth(config.apiKey, config.authScheme, opts.env);
   if (config.oauth) return new OAuthAuth(config.oauth, baseUrl, opts);
   return {

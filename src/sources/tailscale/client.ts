@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { UpstreamError } from "../../errors.ts";
+import type { SecretUrl } from "../../secret-url.ts";
 import type { Authenticator } from "./auth.ts";
 import { type ApiDevice, deviceSchema, devicesResponseSchema } from "./devices.ts";
 
@@ -11,7 +12,7 @@ const DEVICES_PER_TURN = 250;
 import { errorForStatus, type HttpResponse, type HttpTransport } from "./http.ts";
 
 export interface DevicesClientOptions {
-  baseUrl: string;
+  baseUrl: SecretUrl;
   tailnet: string;
   maxBodyBytes: number;
   transport: HttpTransport;
@@ -21,10 +22,10 @@ export interface DevicesClientOptions {
 
 /** Lists a tailnet's devices: GET /api/v2/tailnet/{tailnet}/devices. */
 export class DevicesClient {
-  readonly url: string;
+  readonly url: SecretUrl;
 
   constructor(private readonly opts: DevicesClientOptions) {
-    this.url = `${opts.baseUrl}/api/v2/tailnet/${encodeURIComponent(opts.tailnet)}/devices`;
+    this.url = opts.baseUrl.child(`/api/v2/tailnet/${encodeURIComponent(opts.tailnet)}/devices`);
   }
 
   async list(signal: AbortSignal): Promise<ApiDevice[]> {

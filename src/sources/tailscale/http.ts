@@ -6,6 +6,7 @@ import { upstreamAgent } from "../../http/agent.ts";
 import { parseRetryAfter } from "../../http/retry-after.ts";
 import { classifyError, reasonForStatus, UpstreamError } from "../../errors.ts";
 import { errorMessage } from "../../log.ts";
+import type { SecretUrl } from "../../secret-url.ts";
 import { httpUpstream, traced } from "../../tracing/spans.ts";
 import { RetryAfterError } from "../health.ts";
 import type { TailscaleSourceConfig } from "../config.ts";
@@ -42,8 +43,8 @@ function tooLarge(what: string, cap: number): UpstreamError {
 
 
 /** The URL's path with the tailnet name as a placeholder, so a span names the route and not one tailnet. */
-export function routeTemplate(url: string): string {
-  return new URL(url).pathname.replace(/\/tailnet\/[^/]+/, "/tailnet/{tailnet}");
+export function routeTemplate(url: SecretUrl): string {
+  return url.pathname.replace(/\/tailnet\/[^/]+/, "/tailnet/{tailnet}");
 }
 
 /** The `message` an API error body carries, shortened and on one line; never the whole body. */
@@ -95,14 +96,14 @@ export class HttpTransport {
     return this.#agent;
   }
 
-  send(url: string, opts: SendOptions): Promise<HttpResponse> {
+  send(url: SecretUrl, opts: SendOptions): Promise<HttpResponse> {
     return traced(httpUpstream("tailscale", opts.method, url, routeTemplate(url)), () => this.#send(url, opts), (res) => res.status);
   }
 
-  async #send(url: string, opts: SendOptions): Promise<HttpResponse> {
+  async #send(url: SecretUrl, opts: SendOptions): Promise<HttpResponse> {
     const dispatcher = await this.#dispatcher();
     try {
-      const res = await request(url, {
+      const res = await request(url.reveal(), {
         method: opts.method,
         headers: { "user-agent": "sidecar-exporter", accept: "application/json", ...opts.headers },
         ...(opts.body !== undefined && { body: opts.body }),

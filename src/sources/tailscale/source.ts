@@ -63,10 +63,9 @@ export function createTailscaleSource(
   options: TailscaleSourceOptions = {},
 ): PolledSource {
   const now = options.now ?? Date.now;
-  const baseUrl = config.baseUrl.replace(/\/+$/, "");
   const transport = new HttpTransport(config.tls, config.timeoutMs);
-  const auth = createAuthenticator(config, baseUrl, { transport, logger: ctx.logger, now, env: options.env ?? process.env });
-  const client = new DevicesClient({ baseUrl, tailnet: config.tailnet, maxBodyBytes: config.maxBodyBytes, transport, auth, now });
+  const auth = createAuthenticator(config, config.baseUrl, { transport, logger: ctx.logger, now, env: options.env ?? process.env });
+  const client = new DevicesClient({ baseUrl: config.baseUrl, tailnet: config.tailnet, maxBodyBytes: config.maxBodyBytes, transport, auth, now });
   const budget = new SeriesBudget({ source: SOURCE_NAMES.tailscale, limit: ctx.seriesLimit, dropped: ctx.metrics.handles.seriesDropped, logger: ctx.logger });
   const driver = new TailscaleDriver(config, client, auth, transport, new TailscaleSeries(ctx.metrics.handles, budget), now);
   return new PolledSource(SOURCE_NAMES.tailscale, config, driver, ctx.metrics.handles, ctx.logger);
